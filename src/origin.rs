@@ -1,0 +1,354 @@
+//! Which origins a policy allows: the `allow_origins` shorthand (`*`, `null`, exact origins,
+//! `scheme://*.domain[:port]` patterns) and Envoy's `allow_origin_string_match`, compiled once
+//! at configure time into a matcher that answers per request with a hash lookup and a few
+//! anchored comparisons.
+
+use crate::string_match::StringMatcher;
+use std::collections::HashSet;
+
+/// The compiled origin part of a policy.
+#[derive(Debug, Default)]
+pub struct AllowOrigin {
+    /// `*` (or Envoy's `exact: "*"`): every origin except `null` matches; `null` too when the
+    /// policy has no credentials (a wildcard answer is then harmless).
+    any: bool,
+    /// An explicit `"null"` entry: the opaque origin of sandboxed frames and `file:` pages.
+    null: bool,
+    /// Serialized origins (`https://a.example`, default port omitted), looked up by hash.
+    exact: HashSet<Box<str>>,
+    subdomains: Vec<SubdomainPattern>,
+    string_matchers: Vec<StringMatcher>,
+}
+
+/// `scheme://*.domain[:port]`: one or more DNS labels, then `.domain`, same scheme, same port.
+#[derive(Debug)]
+struct SubdomainPattern {
+    /// `scheme://`
+    scheme_prefix: String,
+    /// `.domain`
+    domain_suffix: String,
+    /// `:port`, empty for the scheme's default port.
+    port_suffix: String,
+}
+
+/// How a request's origin was allowed; the answer's `Access-Control-Allow-Origin` follows from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginMatch {
+    /// Allowed by `*`.
+    Any,
+    /// Allowed by a specific entry: the answer must echo the origin.
+    Listed,
+}
+
+impl AllowOrigin {
+    /// Adds one `allow_origins` entry, or explains why it is not an origin or pattern.
+    pub fn add_entry(&mut self, entry: &str) -> Result<(), String> {
+        match entry {
+            "*" => self.any = true,
+            "null" => self.null = true,
+            _ => match parse_origin(entry)? {
+                ParsedOrigin::Exact(origin) => {
+                    self.exact.insert(origin.into_boxed_str());
+                }
+                ParsedOrigin::Subdomain(pattern) => self.subdomains.push(pattern),
+            },
+        }
+        Ok(())
+    }
+
+    /// Adds an Envoy `StringMatcher`; `exact: "*"` means any origin, as in Envoy.
+    pub fn add_string_matcher(&mut self, matcher: StringMatcher) {
+        if matcher.is_exact_star() {
+            self.any = true;
+        } else if matcher.is_exact_null() {
+            self.null = true;
+        } else {
+            self.string_matchers.push(matcher);
+        }
+    }
+
+    /// The policy fields whose entries a refused origin was compared with, for reasons.
+    pub fn fields_in_use(&self) -> &'static str {
+        if self.string_matchers.is_empty() {
+            "allow_origins"
+        } else if self.exact.is_empty() && self.subdomains.is_empty() {
+            "allow_origin_string_match"
+        } else {
+            "allow_origins or allow_origin_string_match"
+        }
+    }
+
+    pub fn allows_any(&self) -> bool {
+        self.any
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.any
+            && !self.null
+            && self.exact.is_empty()
+            && self.subdomains.is_empty()
+            && self.string_matchers.is_empty()
+    }
+
+    /// Matches a request's `Origin` value. `credentials` says whether the policy allows
+    /// credentials: with them, `null` is only ever matched by an explicit entry.
+    pub fn matches(&self, origin: &str, credentials: bool) -> Option<OriginMatch> {
+        if origin == "null" {
+            return if self.null {
+                Some(OriginMatch::Listed)
+            } else if self.any && !credentials {
+                Some(OriginMatch::Any)
+            } else {
+                None
+            };
+        }
+        if self.any {
+            return Some(OriginMatch::Any);
+        }
+        if self.exact.contains(origin)
+            || self.subdomains.iter().any(|p| p.matches(origin))
+            || self.string_matchers.iter().any(|m| m.matches(origin))
+        {
+            return Some(OriginMatch::Listed);
+        }
+        None
+    }
+}
+
+impl SubdomainPattern {
+    fn matches(&self, origin: &str) -> bool {
+        let Some(rest) = origin.strip_prefix(self.scheme_prefix.as_str()) else {
+            return false;
+        };
+        let host = if self.port_suffix.is_empty() {
+            rest
+        } else {
+            match rest.strip_suffix(self.port_suffix.as_str()) {
+                Some(host) => host,
+                None => return false,
+            }
+        };
+        let Some(labels) = host.strip_suffix(self.domain_suffix.as_str()) else {
+            return false;
+        };
+        // Browsers serialize hosts in lower case; anything else (a port, user-info, a path,
+        // an upper-case letter) is not one of this domain's origins.
+        !labels.is_empty() && labels.split('.').all(is_serialized_label)
+    }
+}
+
+enum ParsedOrigin {
+    Exact(String),
+    Subdomain(SubdomainPattern),
+}
+
+/// A DNS label as a browser serializes it: lower-case letters, digits, `-` and `_`.
+fn is_serialized_label(label: &str) -> bool {
+    !label.is_empty()
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Parses `scheme://host[:port]` or `scheme://*.domain[:port]` into the form browsers send:
+/// lower-case scheme and host, the scheme's default port omitted.
+fn parse_origin(entry: &str) -> Result<ParsedOrigin, String> {
+    let not_origin = |why: &str| format!("{entry:?} is not an origin ({why})");
+    let Some((scheme, authority)) = entry.split_once("://") else {
+        return Err(not_origin(
+            "expected scheme://host[:port], \"*\" or \"null\"",
+        ));
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    if !scheme_ok {
+        return Err(not_origin("bad scheme"));
+    }
+    if let Some(i) = authority.find(['/', '?', '#']) {
+        let what = if authority[i..] == *"/" {
+            "trailing '/': an origin has no path"
+        } else {
+            "an origin has no path, query or fragment"
+        };
+        return Err(not_origin(what));
+    }
+    if authority.contains('@') {
+        return Err(not_origin("an origin has no user-info"));
+    }
+    let (host, port) = split_port(authority).map_err(&not_origin)?;
+    let host = host.to_ascii_lowercase();
+    let port_suffix = match port {
+        Some(p) if Some(p) != default_port(&scheme) => format!(":{p}"),
+        _ => String::new(),
+    };
+    if let Some(domain) = host.strip_prefix("*.") {
+        if !is_dns_name(domain) {
+            return Err(not_origin("after \"*.\" comes a domain name"));
+        }
+        return Ok(ParsedOrigin::Subdomain(SubdomainPattern {
+            scheme_prefix: format!("{scheme}://"),
+            domain_suffix: format!(".{domain}"),
+            port_suffix,
+        }));
+    }
+    if host.contains('*') {
+        return Err(not_origin(
+            "'*' is only allowed as the whole first label, as in https://*.example.com",
+        ));
+    }
+    let is_ipv6 = host.starts_with('[')
+        && host.ends_with(']')
+        && host.len() > 2
+        && host[1..host.len() - 1]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+    if !is_ipv6 && !is_dns_name(&host) {
+        return Err(not_origin("bad host"));
+    }
+    Ok(ParsedOrigin::Exact(format!(
+        "{scheme}://{host}{port_suffix}"
+    )))
+}
+
+/// Splits `host[:port]` (IPv6 hosts in brackets) and checks the port.
+fn split_port(authority: &str) -> Result<(&str, Option<u16>), &'static str> {
+    let colon = if authority.starts_with('[') {
+        authority
+            .find(']')
+            .map(|i| i + 1)
+            .filter(|&i| i < authority.len())
+    } else {
+        authority.rfind(':')
+    };
+    let Some(colon) = colon else {
+        return Ok((authority, None));
+    };
+    if authority.as_bytes().get(colon) != Some(&b':') {
+        return Err("bad host");
+    }
+    let digits = &authority[colon + 1..];
+    let port = (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse::<u16>().ok())
+        .flatten()
+        .filter(|&p| p != 0)
+        .ok_or("bad port")?;
+    Ok((&authority[..colon], Some(port)))
+}
+
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" | "ws" => Some(80),
+        "https" | "wss" => Some(443),
+        _ => None,
+    }
+}
+
+/// Dot-separated labels of letters, digits, `-` and `_` (lower case; also IPv4 addresses).
+fn is_dns_name(host: &str) -> bool {
+    !host.is_empty() && host.len() <= 253 && host.split('.').all(is_serialized_label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allow(entries: &[&str]) -> AllowOrigin {
+        let mut a = AllowOrigin::default();
+        for e in entries {
+            a.add_entry(e).unwrap();
+        }
+        a
+    }
+
+    #[test]
+    fn exact_origins_are_compared_as_browsers_serialize_them() {
+        let a = allow(&["HTTPS://App.Example.com:443", "http://localhost:8080"]);
+        assert_eq!(
+            a.matches("https://app.example.com", false),
+            Some(OriginMatch::Listed)
+        );
+        assert_eq!(
+            a.matches("http://localhost:8080", false),
+            Some(OriginMatch::Listed)
+        );
+        assert_eq!(a.matches("http://localhost:8081", false), None);
+        assert_eq!(a.matches("http://app.example.com", false), None);
+        assert_eq!(a.matches("https://app.example.com:443", false), None);
+    }
+
+    #[test]
+    fn subdomain_pattern_matches_labels_before_the_domain_only() {
+        let a = allow(&["https://*.example.com"]);
+        for ok in [
+            "https://a.example.com",
+            "https://a.b.example.com",
+            "https://x-1.example.com",
+        ] {
+            assert_eq!(a.matches(ok, false), Some(OriginMatch::Listed), "{ok}");
+        }
+        for bad in [
+            "https://example.com",
+            "https://.example.com",
+            "https://evilexample.com",
+            "https://example.com.evil.net",
+            "https://a.example.com.evil.net",
+            "http://a.example.com",
+            "https://a.example.com:8443",
+            "https://evil.net#.example.com",
+            "https://a@b.example.com",
+            "https://A.example.com",
+            "https://a..example.com",
+        ] {
+            assert_eq!(a.matches(bad, false), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn subdomain_pattern_keeps_its_port() {
+        let a = allow(&["http://*.local.test:8080"]);
+        assert!(a.matches("http://a.local.test:8080", false).is_some());
+        assert!(a.matches("http://a.local.test", false).is_none());
+        assert!(a.matches("http://a.local.test:80", false).is_none());
+    }
+
+    #[test]
+    fn null_origin_needs_an_explicit_entry_when_credentials_are_allowed() {
+        assert_eq!(allow(&["*"]).matches("null", false), Some(OriginMatch::Any));
+        assert_eq!(allow(&["*"]).matches("null", true), None);
+        assert_eq!(
+            allow(&["null"]).matches("null", true),
+            Some(OriginMatch::Listed)
+        );
+        assert_eq!(allow(&["https://a.com"]).matches("null", false), None);
+    }
+
+    #[test]
+    fn entries_that_are_not_origins_are_refused_with_the_reason() {
+        let mut a = AllowOrigin::default();
+        for (bad, why) in [
+            ("app.example.com", "expected scheme://host"),
+            ("https://app.example.com/", "trailing '/'"),
+            ("https://app.example.com/path", "no path"),
+            ("https://user@app.example.com", "user-info"),
+            ("https://app.example.com:0", "bad port"),
+            ("https://app.example.com:99999", "bad port"),
+            ("https://app.*.com", "whole first label"),
+            ("https://*.", "domain name"),
+            ("https://a b.com", "bad host"),
+            ("1http://a.com", "bad scheme"),
+        ] {
+            let err = a.add_entry(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn ipv6_and_ports() {
+        let a = allow(&["http://[::1]:8080", "https://127.0.0.1"]);
+        assert!(a.matches("http://[::1]:8080", false).is_some());
+        assert!(a.matches("https://127.0.0.1", false).is_some());
+    }
+}

@@ -1,0 +1,242 @@
+//! One CORS policy, parsed from the fields of Envoy's `CorsPolicy` (plus the `allow_origins`
+//! shorthand and our own `debug_reason_header`), validated, and compiled into the values its
+//! response headers will carry. Forbidden combinations are refused in `check_combinations`.
+
+use crate::enablement::Fraction;
+use crate::json::{expected, Fields, JsonError};
+use crate::origin::AllowOrigin;
+use crate::string_match::StringMatcher;
+use crate::token_list::TokenList;
+use serde_json::Value;
+
+#[derive(Debug)]
+pub struct Policy {
+    /// Where the policy was written (`routes.api`, `policy`, …), for denial reasons.
+    pub name: String,
+    pub origins: AllowOrigin,
+    pub methods: TokenList,
+    pub headers: TokenList,
+    /// `Access-Control-Expose-Headers`, rendered (`*` included as written).
+    pub expose_headers: Option<String>,
+    /// `Access-Control-Max-Age`, rendered.
+    pub max_age: Option<String>,
+    pub allow_credentials: bool,
+    pub allow_private_network_access: bool,
+    pub forward_not_matching_preflights: bool,
+    pub filter_enabled: Fraction,
+    pub shadow_enabled: Fraction,
+    /// Opt-in `x-cors-reason` on refusals (reveals policy details: for staging).
+    pub debug_reason_header: bool,
+}
+
+impl Policy {
+    /// Parses the policy object at `path`; configure-time notes go to `warnings`.
+    pub fn from_json(
+        value: &Value,
+        path: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<Policy, JsonError> {
+        let mut f = Fields::new(value, path)?;
+        let mut origins = AllowOrigin::default();
+        if let Some(list) = f.optional("allow_origins") {
+            let list_path = f.path_of("allow_origins");
+            let items = list
+                .as_array()
+                .ok_or_else(|| expected(&list_path, "a list of origins", list))?;
+            for (i, item) in items.iter().enumerate() {
+                let item_path = format!("{list_path}[{i}]");
+                let s = item
+                    .as_str()
+                    .ok_or_else(|| expected(&item_path, "a string", item))?;
+                origins
+                    .add_entry(s)
+                    .map_err(|why| JsonError::new(item_path, why))?;
+            }
+        }
+        if let Some(list) = f.optional("allow_origin_string_match") {
+            let list_path = f.path_of("allow_origin_string_match");
+            let items = list
+                .as_array()
+                .ok_or_else(|| expected(&list_path, "a list of string matchers", list))?;
+            for (i, item) in items.iter().enumerate() {
+                origins.add_string_matcher(StringMatcher::from_json(
+                    item,
+                    &format!("{list_path}[{i}]"),
+                )?);
+            }
+        }
+        let token_list = |f: &mut Fields, key| match f.optional(key) {
+            Some(v) => TokenList::from_json(v, &f.path_of(key)),
+            None => Ok(TokenList::default()),
+        };
+        let methods = token_list(&mut f, "allow_methods")?;
+        let headers = token_list(&mut f, "allow_headers")?;
+        let expose = token_list(&mut f, "expose_headers")?;
+        let max_age = match f.optional("max_age") {
+            None => None,
+            Some(v) => Some(parse_max_age(v, &f.path_of("max_age"))?.to_string()),
+        };
+        let allow_credentials = f.optional_bool("allow_credentials")?.unwrap_or(false);
+        let allow_private_network_access = f
+            .optional_bool("allow_private_network_access")?
+            .unwrap_or(false);
+        let forward_not_matching_preflights = f
+            .optional_bool("forward_not_matching_preflights")?
+            .unwrap_or(true);
+        let mut fraction = |f: &mut Fields, key, default| match f.optional(key) {
+            Some(v) => Fraction::from_json(v, &f.path_of(key), warnings),
+            None => Ok(default),
+        };
+        let filter_enabled = fraction(&mut f, "filter_enabled", Fraction::ALL)?;
+        let shadow_enabled = fraction(&mut f, "shadow_enabled", Fraction::NONE)?;
+        let debug_reason_header = f.optional_bool("debug_reason_header")?.unwrap_or(false);
+        f.finish()?;
+
+        let expose_headers = match &expose {
+            TokenList::Any => Some("*".to_owned()),
+            listed => listed.rendered().map(str::to_owned),
+        };
+        let policy = Policy {
+            name: path.to_owned(),
+            origins,
+            methods,
+            headers,
+            expose_headers,
+            max_age,
+            allow_credentials,
+            allow_private_network_access,
+            forward_not_matching_preflights,
+            filter_enabled,
+            shadow_enabled,
+            debug_reason_header,
+        };
+        policy.check_combinations(warnings)?;
+        Ok(policy)
+    }
+
+    /// The one place where combinations of otherwise valid fields are refused or flagged.
+    fn check_combinations(&self, warnings: &mut Vec<String>) -> Result<(), JsonError> {
+        let path = &self.name;
+        if self.allow_credentials && self.origins.allows_any() {
+            return Err(JsonError::new(
+                format!("{path}.allow_credentials"),
+                "true together with an allow-any origin (\"*\") would let every website read \
+                 credentialed responses; list the allowed origins instead",
+            ));
+        }
+        if self.allow_credentials && self.expose_headers.as_deref() == Some("*") {
+            warnings.push(format!(
+                "{path}.expose_headers: \"*\" does not expose anything to credentialed requests \
+                 (Fetch standard); list the header names"
+            ));
+        }
+        if self.origins.is_empty() {
+            warnings.push(format!(
+                "{path}: no allow_origins or allow_origin_string_match: every origin is refused"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `max_age`: seconds, an integer or a numeric string (Envoy's form).
+fn parse_max_age(v: &Value, path: &str) -> Result<u32, JsonError> {
+    let bad = || {
+        JsonError::new(
+            path,
+            format!("expected a non-negative number of seconds, found {v}"),
+        )
+    };
+    match v {
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x <= f64::from(u32::MAX))
+            .map(|x| x as u32)
+            .ok_or_else(bad),
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().map_err(|_| bad())
+        }
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<Policy, JsonError> {
+        Policy::from_json(&v, "routes.api", &mut Vec::new())
+    }
+
+    #[test]
+    fn envoy_fields_parse() {
+        let p = parse(json!({
+            "allow_origin_string_match": [{"exact": "https://a.com"}, {"suffix": ".b.com"}],
+            "allow_methods": "GET, POST", "allow_headers": "x-a", "expose_headers": ["x-b", "x-c"],
+            "max_age": "600", "allow_credentials": true, "allow_private_network_access": true,
+            "forward_not_matching_preflights": false,
+            "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+        }))
+        .unwrap();
+        assert_eq!(p.max_age.as_deref(), Some("600"));
+        assert_eq!(p.expose_headers.as_deref(), Some("x-b, x-c"));
+        assert!(p.allow_credentials && !p.forward_not_matching_preflights);
+    }
+
+    #[test]
+    fn any_origin_with_credentials_is_refused() {
+        let e = parse(json!({"allow_origins": ["*"], "allow_credentials": true})).unwrap_err();
+        assert_eq!(e.path, "routes.api.allow_credentials");
+        let e = parse(
+            json!({"allow_origin_string_match": [{"exact": "*"}], "allow_credentials": true}),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("every website"));
+    }
+
+    #[test]
+    fn bad_fields_name_their_path() {
+        let cases = [
+            (
+                json!({"allow_origins": ["https://a.com", "app.example.com/path"]}),
+                "routes.api.allow_origins[1]",
+            ),
+            (
+                json!({"allow_origins": "https://a.com"}),
+                "routes.api.allow_origins",
+            ),
+            (json!({"max_age": -1}), "routes.api.max_age"),
+            (json!({"max_age": "ten"}), "routes.api.max_age"),
+            (json!({"max_age": 1.5}), "routes.api.max_age"),
+            (
+                json!({"allow_credentials": "yes"}),
+                "routes.api.allow_credentials",
+            ),
+            (json!({"allow_origin": ["*"]}), "routes.api.allow_origin"),
+            (json!("https://a.com"), "routes.api"),
+        ];
+        for (v, path) in cases {
+            let e = parse(v.clone()).unwrap_err();
+            assert_eq!(e.path, path, "{v}: {e}");
+        }
+        let e = parse(json!({"allow_origin": ["*"]})).unwrap_err();
+        assert!(e.message.starts_with("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn max_age_accepts_integer_and_numeric_string() {
+        assert_eq!(
+            parse(json!({"max_age": 600})).unwrap().max_age.as_deref(),
+            Some("600")
+        );
+        assert_eq!(
+            parse(json!({"max_age": 600.0})).unwrap().max_age.as_deref(),
+            Some("600")
+        );
+        assert_eq!(
+            parse(json!({"max_age": "0"})).unwrap().max_age.as_deref(),
+            Some("0")
+        );
+    }
+}
