@@ -43,3 +43,7 @@ demo: setup build
 
 clean:
 	rm -rf build target
+
+# Side-by-side benchmark against Envoy's native CORS filter (a program, not a test).
+bench: setup build
+	$(VENV)/bin/python bench/run.py
