@@ -56,9 +56,11 @@ impl AllowOrigin {
         Ok(())
     }
 
-    /// Adds an Envoy `StringMatcher`; `exact: "*"` means any origin, as in Envoy.
+    /// Adds an Envoy `StringMatcher`. As in Envoy, a matcher that matches the string `*`
+    /// (`exact: "*"`, or a regex such as `.*`) means any origin: Envoy tests every matcher
+    /// against `*` before the origin. So it also counts as "any" for the credentials check.
     pub fn add_string_matcher(&mut self, matcher: StringMatcher) {
-        if matcher.is_exact_star() {
+        if matcher.is_exact_star() || matcher.matches("*") {
             self.any = true;
         } else if matcher.is_exact_null() {
             self.null = true;
@@ -312,6 +314,53 @@ mod tests {
         assert!(a.matches("http://a.local.test:8080", false).is_some());
         assert!(a.matches("http://a.local.test", false).is_none());
         assert!(a.matches("http://a.local.test:80", false).is_none());
+    }
+
+    fn matcher(v: serde_json::Value) -> StringMatcher {
+        StringMatcher::from_json(&v, "m").unwrap()
+    }
+
+    #[test]
+    fn string_matcher_that_matches_star_means_any_origin_as_in_envoy() {
+        for v in [
+            serde_json::json!({"exact": "*"}),
+            serde_json::json!({"safe_regex": {"regex": ".*"}}),
+            serde_json::json!({"contains": "*"}),
+        ] {
+            let mut a = AllowOrigin::default();
+            a.add_string_matcher(matcher(v.clone()));
+            assert!(a.allows_any(), "{v}");
+            assert_eq!(
+                a.matches("https://x.example", false),
+                Some(OriginMatch::Any)
+            );
+        }
+        let mut a = AllowOrigin::default();
+        a.add_string_matcher(matcher(
+            serde_json::json!({"safe_regex": {"regex": "https://.*"}}),
+        ));
+        assert!(!a.allows_any());
+        assert_eq!(
+            a.matches("https://x.example", true),
+            Some(OriginMatch::Listed)
+        );
+    }
+
+    #[test]
+    fn null_origin_is_never_matched_by_prefix_suffix_contains_or_regex() {
+        let mut a = AllowOrigin::default();
+        for v in [
+            serde_json::json!({"prefix": "nu"}),
+            serde_json::json!({"suffix": "ll"}),
+            serde_json::json!({"contains": "ul"}),
+            serde_json::json!({"safe_regex": {"regex": "[a-z]+"}}),
+            serde_json::json!({"exact": "NULL", "ignore_case": true}),
+        ] {
+            a.add_string_matcher(matcher(v));
+        }
+        assert_eq!(a.matches("null", false), None);
+        a.add_string_matcher(matcher(serde_json::json!({"exact": "null"})));
+        assert_eq!(a.matches("null", true), Some(OriginMatch::Listed));
     }
 
     #[test]
