@@ -1,0 +1,105 @@
+"""Building blocks for filter-chain tests: the Envoy filters that usually sit after ours
+(jwt_authn, rbac, local_ratelimit, Envoy's own CORS filter) and a signed test JWT.
+
+Everything here is plain config dicts for `tests/envoy.py`; nothing is downloaded.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+JWT_ISSUER = "https://issuer.example"
+JWT_SECRET = b"a test secret, not for production use"
+JWT_KID = "test-key"
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwks() -> str:
+    """An inline JWKS holding one HS256 (`oct`) key: no crypto library needed to sign a token."""
+    return json.dumps({"keys": [{"kty": "oct", "alg": "HS256", "kid": JWT_KID, "k": b64url(JWT_SECRET)}]})
+
+
+def jwt(lifetime=3600, secret=JWT_SECRET) -> str:
+    """A compact HS256 JWT from JWT_ISSUER (valid for `lifetime` seconds; negative: expired)."""
+    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": JWT_KID}).encode())
+    payload = b64url(json.dumps({"iss": JWT_ISSUER, "sub": "test", "exp": int(time.time()) + lifetime}).encode())
+    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{b64url(signature)}"
+
+
+def jwt_authn(prefix="/"):
+    """jwt_authn requiring a token from JWT_ISSUER on every path under `prefix`."""
+    return {
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {"test": {
+                "issuer": JWT_ISSUER,
+                "local_jwks": {"inline_string": jwks()},
+                "forward": True,
+            }},
+            "rules": [{"match": {"prefix": prefix}, "requires": {"provider_name": "test"}}],
+        },
+    }
+
+
+def rbac_deny_all():
+    return {
+        "name": "envoy.filters.http.rbac",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+            "rules": {"action": "DENY", "policies": {"everyone": {
+                "permissions": [{"any": True}], "principals": [{"any": True}],
+            }}},
+        },
+    }
+
+
+def percent(n=100):
+    return {"default_value": {"numerator": n, "denominator": "HUNDRED"}, "runtime_key": "unused"}
+
+
+def token_bucket_config(stat_prefix="limited"):
+    """local_ratelimit's settings: one token, refilled once an hour (after one request, 429)."""
+    return {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+        "stat_prefix": stat_prefix,
+        "token_bucket": {"max_tokens": 1, "tokens_per_fill": 1, "fill_interval": "3600s"},
+        "filter_enabled": percent(),
+        "filter_enforced": percent(),
+    }
+
+
+def local_ratelimit():
+    return {"name": "envoy.filters.http.local_ratelimit", "typed_config": token_bucket_config()}
+
+
+def native_cors_filter():
+    """Envoy's own CORS filter; its policy comes from the route (`native_cors_route_config`)."""
+    return {
+        "name": "envoy.filters.http.cors",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"},
+    }
+
+
+def native_cors_route_config(policy):
+    return {"envoy.filters.http.cors": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy", **policy}}
+
+
+def cors_headers(headers):
+    """The CORS-relevant response headers as name → list of values (every line kept)."""
+    out = {}
+    for k, v in headers:
+        if k.startswith("access-control-") or k == "vary":
+            out.setdefault(k, []).append(v)
+    return out
+
+
+def vary_items(headers):
+    return [item.strip().lower() for k, v in headers if k == "vary" for item in v.split(",")]
