@@ -1,0 +1,152 @@
+"""schema/plugin-config.schema.json is kept in step with the filter's parser: the same field names
+at every level, every example accepted by both, every broken example refused by both."""
+
+import json
+
+import jsonschema
+import pytest
+
+from plugin_config import ROOT, known_fields, parser_verdict, schema, schema_errors
+
+VALID = {
+    "one-origin": {"policy": {"allow_origins": ["https://app.example.com"]}},
+    "empty": {},
+    "envoy-corspolicy-fields": {"policy": {
+        "allow_origin_string_match": [
+            {"exact": "https://app.example.com"},
+            {"suffix": ".corp.example", "ignore_case": True},
+            {"safe_regex": {"google_re2": {}, "regex": "https://[a-z0-9-]+\\.preview\\.example\\.com"}},
+        ],
+        "allow_methods": "GET, POST, PUT",
+        "allow_headers": "authorization, content-type",
+        "expose_headers": "x-request-id",
+        "max_age": "600",
+        "allow_credentials": True,
+        "allow_private_network_access": True,
+        "forward_not_matching_preflights": False,
+        "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+        "shadow_enabled": {"runtime_key": "cors.shadow", "default_value": {"numerator": 0}},
+    }},
+    "lists-and-debug": {"policy": {
+        "allow_origins": ["https://*.example.com", "http://localhost:8080", "http://[::1]:8080", "null"],
+        "allow_methods": ["GET", "POST"], "allow_headers": ["*"], "expose_headers": ["x-a", "x-b"],
+        "max_age": 86400, "allow_credentials": True, "debug_reason_header": True,
+        "filter_enabled": {"default_value": {"numerator": 5000, "denominator": "TEN_THOUSAND"}},
+    }},
+    "per-route-and-vhost": {
+        "policy": {"allow_origins": ["https://app.example.com"]},
+        "virtual_hosts": {"admin.example.com:80": {"allow_origins": ["https://admin.example.com"]},
+                          "internal:80": None},
+        "routes": {"health": None, "public-api": {"allow_origins": ["*"], "expose_headers": "*"}},
+        "route_metadata_namespace": None,
+    },
+    "nulls-are-absent": {"policy": None, "routes": None, "virtual_hosts": None,
+                         "route_metadata_namespace": "example.cors"},
+    "numeric-enum-and-float-integers": {"policy": {
+        "allow_origins": ["https://a.example"], "max_age": 600.0,
+        "shadow_enabled": {"default_value": {"numerator": 1.0, "denominator": 2}},
+    }},
+}
+
+# name: (configuration, the field path the parser's refusal names)
+INVALID = {
+    "unknown-top-level-field": ({"polcy": {}}, "polcy"),
+    "unknown-policy-field": ({"policy": {"allow_origin": ["*"]}}, "policy.allow_origin"),
+    "origins-not-a-list": ({"policy": {"allow_origins": "https://a.com"}}, "policy.allow_origins"),
+    "origin-with-path": ({"policy": {"allow_origins": ["https://a.com/"]}}, "policy.allow_origins[0]"),
+    "origin-without-scheme": ({"routes": {"api": {"allow_origins": ["app.example.com"]}}},
+                              "routes.api.allow_origins[0]"),
+    "wildcard-inside-host": ({"policy": {"allow_origins": ["https://a.*.com"]}}, "policy.allow_origins[0]"),
+    "negative-max-age": ({"policy": {"max_age": -1}}, "policy.max_age"),
+    "max-age-words": ({"policy": {"max_age": "ten"}}, "policy.max_age"),
+    "max-age-fraction": ({"policy": {"max_age": 1.5}}, "policy.max_age"),
+    "credentials-not-bool": ({"policy": {"allow_credentials": "yes"}}, "policy.allow_credentials"),
+    "credentials-with-any-origin": ({"policy": {"allow_origins": ["*"], "allow_credentials": True}},
+                                    "policy.allow_credentials"),
+    "credentials-with-exact-star": ({"virtual_hosts": {"v": {
+        "allow_origin_string_match": [{"exact": "*"}], "allow_credentials": True}}},
+        "virtual_hosts.v.allow_credentials"),
+    "matcher-two-kinds": ({"policy": {"allow_origin_string_match": [{"exact": "a", "prefix": "b"}]}},
+                          "policy.allow_origin_string_match[0]"),
+    "matcher-no-kind": ({"policy": {"allow_origin_string_match": [{}]}}, "policy.allow_origin_string_match[0]"),
+    "matcher-empty-prefix": ({"policy": {"allow_origin_string_match": [{"prefix": ""}]}},
+                             "policy.allow_origin_string_match[0]"),
+    "matcher-regex-missing": ({"policy": {"allow_origin_string_match": [{"safe_regex": {"google_re2": {}}}]}},
+                              "policy.allow_origin_string_match[0].safe_regex.regex"),
+    "routes-a-list": ({"routes": []}, "routes"),
+    "route-entry-a-string": ({"routes": {"api": "https://a.com"}}, "routes.api"),
+    "empty-metadata-namespace": ({"route_metadata_namespace": ""}, "route_metadata_namespace"),
+    "methods-without-comma": ({"policy": {"allow_methods": "GET POST"}}, "policy.allow_methods"),
+    "star-not-alone": ({"policy": {"allow_headers": ["*", "x-a"]}}, "policy.allow_headers"),
+    "bad-denominator": ({"policy": {"filter_enabled": {"default_value": {"denominator": "PERCENT"}}}},
+                        "policy.filter_enabled.default_value.denominator"),
+    "negative-numerator": ({"policy": {"filter_enabled": {"default_value": {"numerator": -5}}}},
+                           "policy.filter_enabled.default_value.numerator"),
+    "not-an-object": ([{"policy": {}}], ""),
+}
+
+
+def test_schema_is_a_valid_draft_2020_12_schema():
+    jsonschema.Draft202012Validator.check_schema(schema())
+
+
+@pytest.mark.parametrize("name", sorted(VALID))
+def test_valid_example_passes_schema_and_parser(name):
+    config = VALID[name]
+    assert schema_errors(config) == [], name
+    accepted, message = parser_verdict(config)
+    assert accepted, f"{name}: parser refused: {message}"
+
+
+@pytest.mark.parametrize("name", sorted(INVALID))
+def test_invalid_example_is_refused_by_schema_and_parser(name):
+    config, path = INVALID[name]
+    assert schema_errors(config), f"{name}: the schema accepts it"
+    accepted, message = parser_verdict(config)
+    assert not accepted, f"{name}: the parser accepts it"
+    if path:
+        assert message.startswith(path + ":"), f"{name}: {message}"
+    else:
+        assert "must be a JSON object" in message
+
+
+def _props(node):
+    return set(node["properties"])
+
+
+def test_field_names_match_the_parser_at_every_level():
+    """Each object of the configuration: the names the schema lists = the names the parser knows
+    (the parser lists them when it refuses an unknown field)."""
+    s = schema()
+    d = s["$defs"]
+    matcher = {"policy": {"allow_origin_string_match": [{"zz_unknown": 1}]}}
+    regex = {"policy": {"allow_origin_string_match": [{"safe_regex": {"regex": "a", "zz_unknown": 1}}]}}
+    levels = [
+        ("top level", _props(s), {"zz_unknown": 1}),
+        ("policy", _props(d["policy"]), {"policy": {"zz_unknown": 1}}),
+        ("policy in routes", _props(d["policy"]), {"routes": {"r": {"zz_unknown": 1}}}),
+        ("string matcher", _props(d["stringMatcher"]), matcher),
+        ("safe_regex", _props(d["stringMatcher"]["properties"]["safe_regex"]), regex),
+        ("fractional percent", _props(d["runtimeFraction"]), {"policy": {"filter_enabled": {"zz_unknown": 1}}}),
+        ("default_value", _props(d["runtimeFraction"]["properties"]["default_value"]),
+         {"policy": {"shadow_enabled": {"default_value": {"zz_unknown": 1}}}}),
+    ]
+    for level, in_schema, probe in levels:
+        assert in_schema == known_fields(probe), level
+
+
+def test_every_object_in_the_schema_refuses_unknown_fields():
+    """additionalProperties: false everywhere the parser refuses unknown keys (maps excepted)."""
+    def walk(node, where):
+        if isinstance(node, dict):
+            types = node.get("type", [])
+            if "properties" in node and "object" in ([types] if isinstance(types, str) else types):
+                assert node.get("additionalProperties") is False, where
+            for k, v in node.items():
+                if k not in ("if", "not", "contains"):  # conditions, not declarations
+                    walk(v, f"{where}/{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}/{i}")
+    walk(schema(), "#")
+
