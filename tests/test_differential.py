@@ -118,6 +118,10 @@ POLICIES = {
     },
 }
 ROUTES = list(POLICIES) + ["no-policy"]
+# The same policies on routes whose upstream answers with CORS headers of its own
+# (tests/envoy.py: /cors-upstream sets ACAO https://upstream-chose.example, credentials, DELETE).
+UPSTREAM_CORS_ROUTES = [f"{name}-up" for name in ROUTES]
+ALL_POLICIES = {**POLICIES, **{f"{name}-up": p for name, p in POLICIES.items()}}
 
 ORIGINS = [
     # exact
@@ -136,6 +140,8 @@ ORIGINS = [
     "http://127.0.0.1:3000", "http://127.0.0.1", "http://127.0.0.10:3000",
     # opaque
     "null",
+    # the origin the upstream's own CORS headers allow
+    "https://upstream-chose.example",
 ]
 METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 HEADER_SETS = [
@@ -180,17 +186,24 @@ class Client:
             self.conn = None
 
 
-def native_route(name):
+def plain_route(name):
     r = envoy.route(name, prefix=f"/{name}/")
-    if name in POLICIES:
-        r["typed_per_filter_config"] = {"envoy.filters.http.cors": {"@type": NATIVE_POLICY_TYPE, **POLICIES[name]}}
+    if name in UPSTREAM_CORS_ROUTES:
+        r["route"]["prefix_rewrite"] = "/cors-upstream/"
+    return r
+
+
+def native_route(name):
+    r = plain_route(name)
+    if name in ALL_POLICIES:
+        r["typed_per_filter_config"] = {"envoy.filters.http.cors": {"@type": NATIVE_POLICY_TYPE, **ALL_POLICIES[name]}}
     return r
 
 
 def metadata_route(name):
-    r = envoy.route(name, prefix=f"/{name}/")
-    if name in POLICIES:
-        r["metadata"] = {"filter_metadata": {"cors": POLICIES[name]}}
+    r = plain_route(name)
+    if name in ALL_POLICIES:
+        r["metadata"] = {"filter_metadata": {"cors": ALL_POLICIES[name]}}
     return r
 
 
@@ -203,11 +216,12 @@ def proxies():
     ports = {k: envoy.free_port() for k in ("native", "ours", "meta", "upstream", "admin")}
     listeners = [
         envoy.upstream_listener(ports["upstream"]),
-        envoy.listener("native", ports["native"], [NATIVE_FILTER], vhost([native_route(n) for n in ROUTES])),
-        envoy.listener("ours", ports["ours"], [envoy.wasm_filter({"routes": POLICIES}, encoding="json")],
-                       vhost([envoy.route(n, prefix=f"/{n}/") for n in ROUTES])),
+        envoy.listener("native", ports["native"], [NATIVE_FILTER],
+                       vhost([native_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])),
+        envoy.listener("ours", ports["ours"], [envoy.wasm_filter({"routes": ALL_POLICIES}, encoding="json")],
+                       vhost([plain_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])),
         envoy.listener("meta", ports["meta"], [envoy.wasm_filter({}, encoding="json")],
-                       vhost([metadata_route(n) for n in ROUTES])),
+                       vhost([metadata_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])),
     ]
     proc = envoy.Envoy(envoy.bootstrap(listeners, [envoy.upstream_cluster(ports["upstream"])], ports["admin"]))
     clients = {k: Client(ports[k]) for k in ("native", "ours", "meta")}
@@ -229,6 +243,7 @@ def cases():
         out.append(("preflight", route, origin, rng.choice(METHODS), rng.choice(HEADER_SETS), True))
         for method in ["GET", "POST", rng.choice(["PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])]:
             out.append(("actual", route, origin, method, (), False))
+        out.append(("actual", f"{route}-up", origin, rng.choice(["GET", "POST", "DELETE"]), (), False))
     return out
 
 
@@ -268,14 +283,22 @@ KNOWN_HEADER_DIFFERENCES = {
     "list spacing": "ours renders configured lists as `a, b` (native repeats the string as written)",
     "expose-headers on preflight": "native adds Access-Control-Expose-Headers to preflight answers (unused)",
     "empty mirrored allow-headers": "native sends an empty Access-Control-Allow-Headers when nothing was requested",
+    "upstream CORS headers": "ours replaces or removes every CORS header the upstream set; native keeps some",
 }
 
 
 def raw_differences(case, native, ours):
     """Header-level differences between two responses, by category."""
-    kind, _, origin, *_ = case
+    kind, route, origin, *_ = case
     (n_status, n_headers), (o_status, o_headers) = native, ours
     found = []
+    if route in UPSTREAM_CORS_ROUTES and any(
+            fm.combined(n_headers, name) != fm.combined(o_headers, name)
+            for name in ("access-control-allow-origin", "access-control-allow-credentials",
+                         "access-control-allow-methods")):
+        found.append("upstream CORS headers")
+        n_headers = [(k, v) for k, v in n_headers if not k.startswith("access-control-")]
+        o_headers = [(k, v) for k, v in o_headers if not k.startswith("access-control-")]
     if n_status != o_status:
         found.append("403 instead of 200" if (n_status, o_status) == (200, 403) else f"status {n_status} vs {o_status}")
     if fm.values(n_headers, "vary") != fm.values(o_headers, "vary"):
@@ -308,9 +331,14 @@ def raw_differences(case, native, ours):
 
 
 # Intentional differences in what a browser concludes, each documented in docs/migration.md.
+# Each is accepted only where ours grants less than native (never more), and forwards the same.
 def intentional(case, native, ours):
     kind, route, origin, *_ = case
-    if origin == "null" and native["without credentials"] is not None and ours["without credentials"] is None:
+    stricter = ours["forwarded"] == native["forwarded"] and all(
+        ours[mode] is None or ours[mode] == native[mode] for mode in ("without credentials", "with credentials"))
+    if route in UPSTREAM_CORS_ROUTES and stricter:
+        return "upstream's CORS headers replaced or removed"
+    if origin == "null" and stricter:
         return "null origin matched only by an explicit \"null\" entry"
     return None
 
@@ -367,6 +395,7 @@ def test_native_and_ours_agree_on_every_browser_conclusion(proxies, capsys):
     # The comparison is not vacuous: many requests were allowed, the intentional differences occur.
     assert allowed["preflight"] >= 150 and allowed["actual"] >= 100, allowed
     assert browser_diffs["null origin matched only by an explicit \"null\" entry"] > 0
+    assert browser_diffs["upstream's CORS headers replaced or removed"] > 0
     unknown = set(raw) - set(KNOWN_HEADER_DIFFERENCES)
     assert not unknown, f"header-level differences not documented: {unknown}"
     assert raw["vary"] > 0 and raw["literal *"] > 0 and raw["403 instead of 200"] > 0
