@@ -270,7 +270,8 @@ fn printable(bytes: &[u8]) -> String {
         }
     }
     if bytes.len() > MAX {
-        out.push('…');
+        // ASCII: the text may go into an `x-cors-reason` header value.
+        out.push_str("...");
     }
     if out.is_empty() {
         out.push_str("\"\"");
@@ -631,6 +632,15 @@ mod tests {
         };
         assert_eq!(decide(&p, &r).denial, Some(Denial::Origin));
         assert!(reason(&p, &r, Denial::Origin).contains("https://x\\xff"));
+    }
+
+    #[test]
+    fn reason_for_a_long_origin_is_cut_with_ascii_dots() {
+        let p = policy(json!({"allow_origins": ["https://a.com"]}));
+        let long = format!("https://{}.com", "a".repeat(300));
+        let r = reason(&p, &actual(&long), Denial::Origin);
+        assert!(r.contains("aaa..."), "{r}");
+        assert!(r.bytes().all(|b| (0x20..0x7f).contains(&b)), "{r}");
     }
 
     #[test]
