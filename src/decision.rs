@@ -77,7 +77,12 @@ const SAFELISTED_METHODS: [&[u8]; 3] = [b"GET", b"HEAD", b"POST"];
 
 /// Decides a request carrying `Origin` under `policy`.
 pub fn decide<'a>(policy: &'a Policy, request: &Request<'a>) -> Decision<'a> {
-    let origin = std::str::from_utf8(request.origin).ok();
+    // A serialized origin is visible ASCII (hosts are punycode). Anything else is refused
+    // before matching: a loose matcher (`prefix`, `contains`, a regex) must never get the
+    // filter to echo control bytes, spaces or non-ASCII into `Access-Control-Allow-Origin`.
+    let origin = Some(request.origin)
+        .filter(|o| o.iter().all(|b| (0x21..0x7f).contains(b)))
+        .and_then(|o| std::str::from_utf8(o).ok());
     let matched = origin.and_then(|o| policy.origins.matches(o, policy.allow_credentials));
     let kind = if request.is_preflight() {
         Kind::Preflight
@@ -641,6 +646,26 @@ mod tests {
         let r = reason(&p, &actual(&long), Denial::Origin);
         assert!(r.contains("aaa..."), "{r}");
         assert!(r.bytes().all(|b| (0x20..0x7f).contains(&b)), "{r}");
+    }
+
+    #[test]
+    fn origin_with_control_space_or_non_ascii_bytes_is_refused_even_by_a_loose_matcher() {
+        let p = policy(json!({"allow_origin_string_match": [{"prefix": "https://"}]}));
+        for origin in [
+            &b"https://a.com\r\nx-injected: 1"[..],
+            b"https://a.com\x00",
+            b"https://a.com\x7f",
+            b"https://a.com x",
+            "https://\u{e9}.com".as_bytes(),
+        ] {
+            let r = Request {
+                origin,
+                method: b"GET",
+                ..Default::default()
+            };
+            assert_eq!(decide(&p, &r).denial, Some(Denial::Origin), "{origin:?}");
+        }
+        assert_eq!(decide(&p, &actual("https://a.com")).denial, None);
     }
 
     #[test]
