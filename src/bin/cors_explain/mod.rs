@@ -1,0 +1,282 @@
+//! Command line of `cors-explain`.
+
+mod browser;
+mod explain;
+mod routes;
+mod source;
+
+use explain::{explain, Input};
+use serde_json::Value;
+use source::{load, LoadError, Loaded};
+use std::io::{BufRead, Write};
+
+const USAGE: &str = "\
+cors-explain: what the CORS filter does with a request, and why
+
+usage:
+  cors-explain CONFIG [request options] [--json]
+  cors-explain CONFIG --requests FILE      (JSON lines in, JSON lines out; FILE - is stdin)
+  cors-explain --check CONFIG              (validate only: exit 0 valid, 1 invalid)
+
+CONFIG is a plugin configuration (JSON), or an Envoy config (YAML or JSON) from which the
+configuration of our Wasm filter is taken (a Struct or a StringValue), or an Istio WasmPlugin.
+
+request options:
+  --method M               request method (default OPTIONS with --request-method, else GET)
+  --origin O               the Origin header (without it the filter does nothing)
+  --request-method M       Access-Control-Request-Method (makes an OPTIONS a preflight)
+  --request-headers H      Access-Control-Request-Headers, e.g. 'content-type, authorization'
+  --private-network        Access-Control-Request-Private-Network: true
+  --route NAME             the route name Envoy gives the filter (xds.route_name)
+  --vhost NAME             the virtual host name (xds.virtual_host_name)
+  --path PATH [--host H]   match PATH and Host against the Envoy config's routes instead
+  --listener NAME          the listener, when the Envoy config has several of our filters
+  --upstream-header 'N: V' a header of the upstream's response (repeatable)
+  --upstream-status N      the upstream's status (default 200)
+  --json                   JSON output
+";
+
+/// Exit codes: 0 done, 1 invalid configuration, 2 bad usage or input.
+pub fn run(args: &[String]) -> i32 {
+    match parse(args) {
+        Ok(Command::Help) => {
+            print!("{USAGE}");
+            0
+        }
+        Ok(Command::Check(path)) => check(&path),
+        Ok(Command::Explain {
+            config,
+            listener,
+            input,
+            json,
+        }) => with_config(&config, listener.as_deref(), |loaded| {
+            single(loaded, &input, json)
+        }),
+        Ok(Command::Batch {
+            config,
+            listener,
+            requests,
+        }) => with_config(&config, listener.as_deref(), |loaded| {
+            batch(loaded, &requests)
+        }),
+        Err(e) => {
+            eprintln!("cors-explain: {e}\n\n{USAGE}");
+            2
+        }
+    }
+}
+
+enum Command {
+    Help,
+    Check(String),
+    Explain {
+        config: String,
+        listener: Option<String>,
+        input: Box<Input>,
+        json: bool,
+    },
+    Batch {
+        config: String,
+        listener: Option<String>,
+        requests: String,
+    },
+}
+
+fn parse(args: &[String]) -> Result<Command, String> {
+    let mut input = Input::default();
+    let mut config = None;
+    let mut check = None;
+    let mut listener = None;
+    let mut requests = None;
+    let mut json = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || -> Result<String, String> {
+            match &inline {
+                Some(v) => Ok(v.clone()),
+                None => it.next().cloned().ok_or(format!("{name} needs a value")),
+            }
+        };
+        match name {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--json" => json = true,
+            "--private-network" => input.private_network = true,
+            "--check" => check = Some(value()?),
+            "--method" => input.method = Some(value()?),
+            "--origin" => input.origin = Some(value()?),
+            "--request-method" => input.request_method = Some(value()?),
+            "--request-headers" => input.request_headers = Some(value()?),
+            "--route" => input.route = Some(value()?),
+            "--vhost" => input.vhost = Some(value()?),
+            "--path" => input.path = Some(value()?),
+            "--host" => input.host = Some(value()?),
+            "--listener" => listener = Some(value()?),
+            "--requests" => requests = Some(value()?),
+            "--upstream-status" => {
+                let v = value()?;
+                input.upstream_status = Some(
+                    v.parse()
+                        .map_err(|_| format!("--upstream-status {v:?} is not a status code"))?,
+                );
+            }
+            "--upstream-header" => {
+                let v = value()?;
+                let (n, val) = v
+                    .split_once(':')
+                    .ok_or(format!("--upstream-header {v:?}: expected 'name: value'"))?;
+                input
+                    .upstream_headers
+                    .push((n.trim().to_ascii_lowercase(), val.trim().to_owned()));
+            }
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            positional => {
+                if config.replace(positional.to_owned()).is_some() {
+                    return Err(format!("unexpected argument {positional:?}"));
+                }
+            }
+        }
+    }
+    if let Some(path) = check {
+        if config.is_some() {
+            return Err("--check takes only the configuration".into());
+        }
+        return Ok(Command::Check(path));
+    }
+    let config = config.ok_or("no configuration file given")?;
+    if let Some(requests) = requests {
+        return Ok(Command::Batch {
+            config,
+            listener,
+            requests,
+        });
+    }
+    Ok(Command::Explain {
+        config,
+        listener,
+        input: Box::new(input),
+        json,
+    })
+}
+
+fn with_config(path: &str, listener: Option<&str>, f: impl FnOnce(&Loaded) -> i32) -> i32 {
+    match load(path, listener) {
+        Ok(loaded) => {
+            for w in &loaded.config.warnings {
+                eprintln!("warning: {w}");
+            }
+            f(&loaded)
+        }
+        Err(e @ LoadError::Config(_)) => {
+            eprintln!("{e}");
+            1
+        }
+        Err(e) => {
+            eprintln!("cors-explain: {e}");
+            2
+        }
+    }
+}
+
+/// `--check`: the filter's verdict at load, plus policies in route metadata (which the filter
+/// checks only when a request reaches the route, turning CORS off there if they are invalid).
+fn check(path: &str) -> i32 {
+    match load(path, None) {
+        Ok(loaded) => {
+            for w in &loaded.config.warnings {
+                eprintln!("warning: {w}");
+            }
+            let mut bad = 0;
+            if let Some(routes) = &loaded.routes {
+                for e in routes.invalid_metadata_policies(&loaded.config) {
+                    eprintln!("{e}");
+                    bad += 1;
+                }
+            }
+            if bad == 0 {
+                println!("{}: valid", loaded.source);
+                0
+            } else {
+                1
+            }
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+fn single(loaded: &Loaded, input: &Input, json: bool) -> i32 {
+    match explain(&loaded.config, loaded.routes.as_ref(), input) {
+        Ok(ex) if json => {
+            println!("{}", ex.to_json(&loaded.source));
+            0
+        }
+        Ok(ex) => {
+            print!("{}", ex.render(&loaded.source));
+            0
+        }
+        Err(e) => {
+            eprintln!("cors-explain: {e}");
+            2
+        }
+    }
+}
+
+fn batch(loaded: &Loaded, path: &str) -> i32 {
+    let reader: Box<dyn BufRead> = if path == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        match std::fs::File::open(path) {
+            Ok(f) => Box::new(std::io::BufReader::new(f)),
+            Err(e) => {
+                eprintln!("cors-explain: cannot read {path}: {e}");
+                return 2;
+            }
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut status = 0;
+    for (n, line) in reader.lines().enumerate() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("cors-explain: {path}: {e}");
+                return 2;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let result = serde_json::from_str::<Value>(&line)
+            .map_err(|e| e.to_string())
+            .and_then(|v| {
+                let ex = explain(
+                    &loaded.config,
+                    loaded.routes.as_ref(),
+                    &Input::from_json(&v)?,
+                )?;
+                let mut j = ex.to_json(&loaded.source);
+                if let (Some(id), Some(o)) = (v.get("id"), j.as_object_mut()) {
+                    o.insert("id".into(), id.clone());
+                }
+                Ok(j)
+            });
+        let j = result.unwrap_or_else(|e| {
+            status = 2;
+            serde_json::json!({"error": format!("line {}: {e}", n + 1)})
+        });
+        if writeln!(out, "{j}").is_err() {
+            return 2;
+        }
+    }
+    if out.flush().is_err() {
+        return 2;
+    }
+    status
+}
