@@ -17,6 +17,7 @@ setup:
 # The release module; wasm-opt (Debian's binaryen) shrinks it further when it is installed.
 build:
 	cargo build --release --target wasm32-wasip1
+	cargo build --release --bin cors-explain
 	@mkdir -p build
 	@if command -v wasm-opt >/dev/null; then \
 	  wasm-opt $(WASM_OPT_FLAGS) $(WASM_TARGET) -o $(WASM); \
