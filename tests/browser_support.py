@@ -1,0 +1,143 @@
+"""Headless Chromium (Debian's `chromium`, installed by scripts/setup.sh) for the browser tests,
+and the demo configuration (envoy/demo.yaml) on ports of the test's choosing.
+
+Chromium is driven with `--dump-dom` and a virtual time budget: one process per page load, no
+DevTools client, nothing downloaded at run time. With CI=true a missing Chromium is an error.
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import yaml
+
+from envoy import ROOT, free_port, request
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-extensions", "--mute-audio",
+    "--hide-scrollbars",
+]
+DEMO_PORTS = {"page": 8080, "peer": 8081, "api": 10000, "backend": 10001, "down": 10009, "admin": 9901}
+ACCESS_LOG_FORMAT = "%REQ(:METHOD)% %REQ(:PATH)% %REQ(ORIGIN)% %RESPONSE_CODE%\n"
+
+
+def chromium_binary():
+    """Debian's chromium, or a clear failure under CI=true (never a skip there)."""
+    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                      shutil.which("chromium-browser")):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return None
+
+
+def run_chromium(url, *extra, budget_ms=30000, timeout=90):
+    """One headless Chromium run on a fresh profile; returns its stdout."""
+    binary = chromium_binary()
+    if binary is None:
+        raise RuntimeError("chromium not found: scripts/setup.sh installs Debian's chromium")
+    profile = tempfile.mkdtemp(prefix="cors-chromium-")
+    try:
+        p = subprocess.run(
+            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
+             *extra, url],
+            capture_output=True, text=True, errors="replace", timeout=timeout, cwd=profile,
+        )
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"chromium exited with {p.returncode}:\n{p.stderr[-3000:]}")
+    return p.stdout
+
+
+def dump_dom(url, **kw):
+    return run_chromium(url, "--dump-dom", **kw)
+
+
+def screenshot(url, path, width=1400, height=900, **kw):
+    """Renders `url` (after its fetches settle) into the PNG at `path`."""
+    path = os.path.abspath(path)
+    if os.path.exists(path):
+        os.remove(path)
+    run_chromium(url, f"--screenshot={path}", f"--window-size={width},{height}", **kw)
+    if not os.path.exists(path):
+        raise RuntimeError(f"chromium wrote no screenshot to {path}")
+    return path
+
+
+def page_results(dom):
+    """The JSON the demo page writes into <pre id="results" data-done="true">."""
+    m = re.search(r'<pre id="results"[^>]*data-done="true"[^>]*>(.*?)</pre>', dom, re.S)
+    if m is None:
+        raise AssertionError("the page did not finish (no results in the DOM):\n" + dom[-3000:])
+    text = m.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return json.loads(text)
+
+
+def port_is_free(port):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def choose_ports(prefer_demo_ports=False):
+    """The demo's own ports when asked and all free (the screenshot then shows the real demo),
+    else free ports."""
+    if prefer_demo_ports and all(port_is_free(p) for p in DEMO_PORTS.values()):
+        return dict(DEMO_PORTS)
+    return {name: free_port() for name in DEMO_PORTS}
+
+
+def demo_config(ports, access_log):
+    """envoy/demo.yaml on `ports` (a DEMO_PORTS-shaped dict), bound to 127.0.0.1, with the API
+    listener's requests written to `access_log` (method, path, origin, status per line).
+    Ports in the allowed origins follow the page's port."""
+    config = yaml.safe_load((ROOT / "envoy" / "demo.yaml").read_text())
+    text = json.dumps(config)
+    text = text.replace('"0.0.0.0"', '"127.0.0.1"')
+    mapping = {DEMO_PORTS[name]: ports[name] for name in DEMO_PORTS}
+    text = re.sub(r'"port_value": (\d+)', lambda m: f'"port_value": {mapping.get(int(m.group(1)), m.group(1))}', text)
+    # Origins in the policy, e.g. "http://localhost:8080".
+    text = re.sub(r'(https?://[a-z0-9.\-]+):(\d+)"',
+                  lambda m: f'{m.group(1)}:{mapping.get(int(m.group(2)), m.group(2))}"', text)
+    config = json.loads(text)
+    for listener in config["static_resources"]["listeners"]:
+        if listener["name"] == "api":
+            hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+            hcm["access_log"] = [{
+                "name": "envoy.access_loggers.file",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                    "path": str(access_log),
+                    "log_format": {"text_format_source": {"inline_string": ACCESS_LOG_FORMAT}},
+                },
+            }]
+    return config
+
+
+def read_access_log(path, admin_port):
+    """The API's access log as (method, path, origin, status) tuples. Envoy buffers file access
+    logs (flushed every 10 s by default); POST /reopen_logs makes it write them out now."""
+    status, _, _ = request(admin_port, "POST", "/reopen_logs")
+    assert status == 200
+    lines, last = [], None
+    for _ in range(30):
+        time.sleep(0.1)
+        try:
+            with open(path) as f:
+                text = f.read()
+        except FileNotFoundError:
+            text = ""
+        if text and text == last:
+            break
+        last = text
+    return [tuple(line.split(" ")) for line in (last or "").splitlines() if line]

@@ -1,0 +1,155 @@
+"""The filter judged by a real browser: headless Chromium loads the demo page (web/index.html,
+served by envoy/demo.yaml's page listener) and runs its scenario matrix against the API through
+Envoy with the filter, twice: as the page's own origin (allowed by the policy), and embedded
+from the same host on another port (another origin, refused). The page writes what the browser
+let each origin do into the DOM as JSON; these tests read it back. One Chromium run covers all
+of it; a second one takes the screenshot docs/demo.png.
+
+Chromium is required: a missing one fails these tests (under CI=true and everywhere else)."""
+
+import struct
+from collections import Counter
+
+import pytest
+
+from browser_support import (chromium_binary, choose_ports, demo_config, dump_dom, page_results,
+                             read_access_log, screenshot)
+from envoy import ROOT, Envoy
+
+SCREENSHOT = ROOT / "docs" / "demo.png"
+SCREENSHOT_SIZE = (1400, 880)
+
+
+def OK(status, **extra):
+    return {"ok": True, "status": status, **extra}
+
+
+BLOCKED = {"ok": False}
+
+# What the browser must do, per scenario of the page: (page on the allowed origin, page on the
+# refused origin). Written here independently of the page's own expectations.
+EXPECTED = {
+    "simple-get": (OK(200), BLOCKED),
+    "json-post": (OK(200), BLOCKED),                  # preflighted: JSON + x-demo
+    "credentialed-put": (OK(200), BLOCKED),           # credentials: "include"
+    "refused-method": (BLOCKED, BLOCKED),             # DELETE
+    "refused-header": (BLOCKED, BLOCKED),             # authorization
+    "exposed-header": (OK(200, read="visible to the page"), BLOCKED),
+    "hidden-header": (OK(200, read=None), BLOCKED),
+    "any-origin": (OK(200), OK(200)),                 # routes.public: ["*"]
+    "preflight-cached": (OK(200), BLOCKED),
+    "jwt-401": (OK(401), BLOCKED),                    # jwt_authn's own reply, readable
+    "ratelimit-429": (OK(429), BLOCKED),              # local_ratelimit's own reply, readable
+    "upstream-down-503": (OK(503), BLOCKED),          # the router's own reply, readable
+    "cors-off": (BLOCKED, BLOCKED),                   # routes.internal: null
+}
+ROLES = ("allowed", "refused")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    if chromium_binary() is None:
+        pytest.fail("chromium is required for the browser tests: scripts/setup.sh installs Debian's chromium")
+    access_log = tmp_path_factory.mktemp("browser") / "api-access.log"
+    # The demo's own ports when they are free (so the screenshot shows the real demo), else any.
+    try:
+        ports = choose_ports(prefer_demo_ports=True)
+        envoy = Envoy(demo_config(ports, access_log))
+    except RuntimeError:
+        ports = choose_ports()
+        envoy = Envoy(demo_config(ports, access_log))
+    host = "http://localhost"
+    url = f"{host}:{ports['page']}/?api={host}:{ports['api']}&peer={host}:{ports['peer']}"
+    try:
+        dom = dump_dom(url)
+        results = page_results(dom)
+        log = read_access_log(access_log, envoy.admin_port)
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        screenshot(url, SCREENSHOT, *SCREENSHOT_SIZE)
+    finally:
+        envoy.stop()
+    assert "panicked" not in envoy.log()
+    return {"ports": ports, "results": results, "log": log, "host": host}
+
+
+def verdict(run, scenario, role):
+    found = [r for r in run["results"][role] or [] if r["id"] == scenario]
+    assert len(found) == 1, f"no result for {scenario} from the {role} page: {run['results']}"
+    return found[0]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("scenario", EXPECTED)
+def test_browser_verdict(run, scenario, role):
+    expected = EXPECTED[scenario][ROLES.index(role)]
+    got = verdict(run, scenario, role)
+    assert got["ok"] == expected["ok"], got
+    if expected["ok"]:
+        assert got["status"] == expected["status"], got
+        if "read" in expected:
+            assert got["read"] == expected["read"], got
+    else:
+        # A CORS refusal is a network error to the page: no status, no headers.
+        assert got["error"].startswith("TypeError"), got
+        assert "status" not in got
+
+
+def test_the_two_pages_are_different_origins_on_the_same_host(run):
+    r = run["results"]
+    assert r["page"] == f"{run['host']}:{run['ports']['page']}"
+    assert r["peer"] == f"{run['host']}:{run['ports']['peer']}"
+    assert r["page"] != r["peer"]
+
+
+def test_the_demo_page_shows_the_same_matrix_and_all_as_expected(run):
+    """The page's own table (what a human sees at `make demo`) expects what these tests expect,
+    and found every verdict as expected."""
+    page_expected = run["results"]["expected"]
+    assert set(page_expected) == set(EXPECTED)
+    for scenario, (allowed, refused) in EXPECTED.items():
+        assert page_expected[scenario] == {"allowed": allowed, "refused": refused}, scenario
+    assert run["results"]["total"] == 2 * len(EXPECTED)
+    assert run["results"]["as_expected"] == run["results"]["total"]
+
+
+def requests_seen(run, method, path, role):
+    origin = run["results"]["page"] if role == "allowed" else run["results"]["peer"]
+    return Counter((m, p, o) for m, p, o, _ in run["log"])[(method, path, origin)]
+
+
+def test_second_call_sent_no_preflight_within_max_age(run):
+    """Two identical preflighted PUTs: the allowed page's browser sent one preflight (cached
+    for max_age 600) and both PUTs; the refused page's browser got no usable answer, cached
+    nothing, asked twice, and never sent the PUT."""
+    assert requests_seen(run, "OPTIONS", "/api/cached", "allowed") == 1
+    assert requests_seen(run, "PUT", "/api/cached", "allowed") == 2
+    assert requests_seen(run, "OPTIONS", "/api/cached", "refused") == 2
+    assert requests_seen(run, "PUT", "/api/cached", "refused") == 0
+
+
+@pytest.mark.parametrize("path, status", [("/api/private", "401"), ("/api/limited", "429"), ("/api/down", "503")])
+def test_refused_page_is_blocked_by_the_browser_not_by_the_network(run, path, status):
+    """The refused page's request did reach Envoy and got the same status as the allowed
+    page's: only the missing Access-Control-Allow-Origin made the browser hide it."""
+    origins = {role: run["results"]["page" if role == "allowed" else "peer"] for role in ROLES}
+    for role in ROLES:
+        statuses = [s for m, p, o, s in run["log"] if m == "GET" and p == path and o == origins[role]]
+        assert statuses and statuses[-1] == status, (role, statuses)
+
+
+def test_refused_preflights_never_let_the_actual_request_through(run):
+    """DELETE and the Authorization header were refused at the preflight: the browser never
+    sent them, from either page."""
+    for role in ROLES:
+        assert requests_seen(run, "DELETE", "/api/items/1", role) == 0
+        assert requests_seen(run, "OPTIONS", "/api/items/1", role) >= 1
+    assert not [line for line in run["log"] if line[0] == "GET" and line[1] == "/api/hello"
+                and line[2] == run["results"]["page"] and line[3] != "200"]
+
+
+def test_screenshot_of_the_demo_page_was_taken(run):
+    data = SCREENSHOT.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert (width, height) == SCREENSHOT_SIZE
+    assert len(data) > 50_000  # a rendered table, not a blank page
