@@ -243,7 +243,12 @@ fn refusal_headers<'a>(
 
 /// A one-line, header-safe explanation of a refusal, naming the policy field.
 pub fn reason(policy: &Policy, request: &Request, denial: Denial) -> String {
-    let name = &policy.name;
+    // The policy's name holds a configured route or virtual host name: any characters.
+    let name = if policy.name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        Cow::Borrowed(policy.name.as_str())
+    } else {
+        Cow::Owned(printable(policy.name.as_bytes()))
+    };
     match denial {
         Denial::Origin if request.origin == b"null" => format!(
             "origin null is not allowed by {name}: only an explicit \"null\" in allow_origins allows it{}",
@@ -666,6 +671,21 @@ mod tests {
             assert_eq!(decide(&p, &r).denial, Some(Denial::Origin), "{origin:?}");
         }
         assert_eq!(decide(&p, &actual("https://a.com")).denial, None);
+    }
+
+    #[test]
+    fn reason_escapes_a_route_name_with_control_or_non_ascii_characters() {
+        let p = Policy::from_json(
+            &json!({"allow_origins": ["https://a.com"]}),
+            "routes.a\r\n\u{e9}",
+            &mut Vec::new(),
+        )
+        .unwrap();
+        let r = reason(&p, &actual("https://x.com"), Denial::Origin);
+        assert_eq!(
+            r,
+            "origin https://x.com is not in routes.a\\x0d\\x0a\\xc3\\xa9.allow_origins"
+        );
     }
 
     #[test]
