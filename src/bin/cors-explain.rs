@@ -13,9 +13,22 @@
     )
 )]
 
+// `cargo build --target wasm32-wasip1` builds every target of the crate, this one included:
+// there it is an empty program (serde_yaml is a host-only dependency). The filter module
+// (the cdylib) never contains any of this.
+#[cfg(not(target_arch = "wasm32"))]
 mod cors_explain;
 
+#[cfg(not(target_arch = "wasm32"))]
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     std::process::exit(cors_explain::run(&args));
+}
+
+#[cfg(target_arch = "wasm32")]
+fn main() {
+    eprintln!(
+        "cors-explain is a host program: build it with `cargo build --release --bin cors-explain`"
+    );
+    std::process::exit(2);
 }
