@@ -196,6 +196,21 @@ mod tests {
     }
 
     #[test]
+    fn string_matcher_matching_star_with_credentials_is_refused_as_any_origin() {
+        let e = parse(
+            json!({"allow_origin_string_match": [{"safe_regex": {"regex": ".*"}}],
+                             "allow_credentials": true}),
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "routes.api.allow_credentials");
+        assert!(parse(
+            json!({"allow_origin_string_match": [{"safe_regex": {"regex": "https://.*"}}],
+                             "allow_credentials": true})
+        )
+        .is_ok());
+    }
+
+    #[test]
     fn bad_fields_name_their_path() {
         let cases = [
             (

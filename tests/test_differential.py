@@ -143,7 +143,8 @@ ORIGINS = [
     # the origin the upstream's own CORS headers allow
     "https://upstream-chose.example",
 ]
-METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+# "patch": browsers upper-case only DELETE/GET/HEAD/OPTIONS/POST/PUT, so a page's "patch" stays as is.
+METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "patch"]
 HEADER_SETS = [
     (), ("content-type",), ("x-custom-header",), ("authorization",), ("content-type", "x-requested-with"),
     ("authorization", "x-api-key"), ("x-custom-header", "x-other"),
