@@ -1,0 +1,496 @@
+"""Side-by-side benchmark (a program that prints measured numbers; it asserts nothing about speed).
+
+One Envoy (--concurrency 1) with one listener per filter variant, all on the same route and the
+same upstream (a second Envoy answering with a direct response); wrk as the client. Listeners:
+
+  none         no CORS filter
+  native       Envoy's envoy.filters.http.cors
+  ours         our filter, the same policy (documented defaults: route-metadata lookup on)
+  floor        bench/floor: a near-empty proxy-wasm filter (the floor of any Wasm filter)
+  ours_skip    ours wrapped in ExtensionWithMatcher + SkipFilter when there is no Origin
+  ours_nometa  ours with `route_metadata_namespace: null` (no route-metadata host call)
+  ours_1route / ours_10k   ours keyed by route name: a 1-route, 1-origin config against a
+               10,000-route, 1,000-origin, 100-regex config (per-request cost vs config size)
+
+Listeners are interleaved round by round (the order rotates each round); every ratio is computed
+within a round and the median over rounds is reported. Also: .wasm sizes, on_configure time and
+memory for the large config (host, via `cargo run --release --example configure_large`, and in
+Envoy: start-up time and RSS with the large config against a small one).
+
+Environment: BENCH_ROUNDS (default 5), BENCH_SECONDS per wrk run (default 3), BENCH_CONNECTIONS
+(default 8), BENCH_SCENARIOS (comma-separated subset), BENCH_SKIP_CONFIGURE=1.
+Writes bench/results.json and prints the table (also bench/results.md).
+"""
+
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+WASM = ROOT / "build" / "cors_filter.wasm"
+FLOOR_WASM = ROOT / "build" / "cors_floor.wasm"
+ENVOY = ROOT / ".venv" / "bin" / "envoy"
+WASM_OPT_FLAGS = ["-Oz", "--enable-bulk-memory", "--enable-sign-ext", "--enable-mutable-globals",
+                  "--enable-nontrapping-float-to-int", "--strip-debug", "--strip-producers"]
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
+
+ALLOWED = "https://app.example.com"
+REFUSED = "https://evil.example.net"
+
+# The same policy for every filter (the native one in its own field names).
+POLICY = {
+    "allow_origins": [ALLOWED],
+    "allow_methods": "GET, POST, PUT, DELETE",
+    "allow_headers": "content-type, x-requested-with",
+    "expose_headers": "x-total",
+    "max_age": "600",
+    "allow_credentials": True,
+}
+NATIVE_POLICY = {
+    "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+    "allow_origin_string_match": [{"exact": ALLOWED}],
+    "allow_methods": "GET, POST, PUT, DELETE",
+    "allow_headers": "content-type, x-requested-with",
+    "expose_headers": "x-total",
+    "max_age": "600",
+    "allow_credentials": True,
+}
+
+
+def large_config(routes=10_000, origins=1_000, regexes=100):
+    """The large plugin config: `routes` route policies, one of which (`api`, the route the
+    benchmark hits) has `origins` exact origins and `regexes` regexes; the others one origin."""
+    big = {
+        "allow_origins": [f"https://app{i}.example.com" for i in range(origins - 1)] + [ALLOWED],
+        "allow_origin_string_match": [
+            {"safe_regex": {"google_re2": {}, "regex": rf"https://[a-z0-9-]+\.tenant{i}\.example\.org"}}
+            for i in range(regexes)
+        ],
+        **{k: v for k, v in POLICY.items() if k != "allow_origins"},
+    }
+    table = {f"route-{i}": {"allow_origins": [f"https://r{i}.example.com"], "max_age": "60"}
+             for i in range(routes - 1)}
+    table["api"] = big
+    return {"routes": table}
+
+
+SMALL_CONFIG = {"routes": {"api": POLICY}}
+
+SCENARIOS = {
+    "allowed preflight": {"method": "OPTIONS", "headers": {
+        "Origin": ALLOWED, "Access-Control-Request-Method": "PUT",
+        "Access-Control-Request-Headers": "content-type"}},
+    "refused preflight": {"method": "OPTIONS", "headers": {
+        "Origin": REFUSED, "Access-Control-Request-Method": "PUT"}},
+    "actual GET with Origin": {"method": "GET", "headers": {"Origin": ALLOWED}},
+    "request without Origin": {"method": "GET", "headers": {}},
+}
+MAIN_LISTENERS = ["none", "native", "ours", "floor", "ours_skip", "ours_nometa"]
+SCALING_SCENARIO = "actual GET with Origin, config size"
+SCALING_LISTENERS = ["ours_1route", "ours_10k"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- Envoy configs
+
+def wasm_filter(name, path, configuration):
+    return {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name,
+                "root_id": "cors",
+                "vm_config": {"vm_id": name.split("-")[0], "runtime": "envoy.wasm.runtime.v8",
+                              "code": {"local": {"filename": str(path)}}},
+                # JSON text in a StringValue: what Istio's WasmPlugin sends.
+                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                  "value": json.dumps(configuration)},
+            },
+        },
+    }
+
+
+def skip_without_origin(inner):
+    """`inner` wrapped so that it is skipped when the request has no Origin header."""
+    return {
+        "name": "cors-skip-without-origin",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+            "xds_matcher": {"matcher_list": {"matchers": [{
+                "predicate": {"not_matcher": {"single_predicate": {
+                    "input": {"name": "origin", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput",
+                        "header_name": "origin"}},
+                    "value_match": {"safe_regex": {"google_re2": {}, "regex": ".*"}},
+                }}},
+                "on_match": {"action": {"name": "skip", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter"}}},
+            }]}},
+            "extension_config": inner,
+        },
+    }
+
+
+ROUTER = {"name": "envoy.filters.http.router",
+          "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+NATIVE = {"name": "envoy.filters.http.cors",
+          "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}}
+
+
+def listener(name, port, filters, native_policy=False, direct=None):
+    route = {"name": "api", "match": {"prefix": "/"}}
+    if direct:
+        route["direct_response"] = direct
+    else:
+        route["route"] = {"cluster": "upstream"}
+    vhost = {"name": "bench", "domains": ["*"], "routes": [route]}
+    if native_policy:
+        vhost["typed_per_filter_config"] = {"envoy.filters.http.cors": NATIVE_POLICY}
+    return {
+        "name": name,
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": name,
+                "route_config": {"name": name, "virtual_hosts": [vhost]},
+                "http_filters": filters + [ROUTER],
+            },
+        }]}],
+    }
+
+
+def proxy_listeners(ports, ours_wasm=WASM):
+    filters = {
+        "none": [],
+        "native": [NATIVE],
+        "ours": [wasm_filter("cors-ours", ours_wasm, {"policy": POLICY})],
+        "floor": [wasm_filter("floor", FLOOR_WASM, {})],
+        "ours_skip": [skip_without_origin(wasm_filter("cors-skip", ours_wasm, {"policy": POLICY}))],
+        "ours_nometa": [wasm_filter("cors-nometa", ours_wasm,
+                                    {"policy": POLICY, "route_metadata_namespace": None})],
+        "ours_1route": [wasm_filter("cors-1route", ours_wasm, SMALL_CONFIG)],
+        "ours_10k": [wasm_filter("cors-10k", ours_wasm, large_config())],
+    }
+    return [listener(name, ports[name], filters[name], native_policy=(name == "native"))
+            for name in ports]
+
+
+def bootstrap(listeners, clusters, admin_port):
+    return {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+            "static_resources": {"listeners": listeners, "clusters": clusters}}
+
+
+def upstream_cluster(port):
+    return {"name": "upstream", "type": "STATIC", "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": "upstream", "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}}
+
+
+class Envoy:
+    def __init__(self, config, name):
+        self.dir = Path(tempfile.mkdtemp(prefix=f"cors-bench-{name}-"))
+        path = self.dir / "envoy.json"
+        path.write_text(json.dumps(config))
+        self.admin = config["admin"]["address"]["socket_address"]["port_value"]
+        started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [str(ENVOY), "-c", str(path), "--concurrency", "1", "--use-dynamic-base-id",
+             "--log-level", "warn", "--log-path", str(self.dir / "envoy.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(ROOT))
+        deadline = started + 120
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"Envoy {name} exited: {(self.dir / 'envoy.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/ready", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"Envoy {name} not ready")
+            time.sleep(0.05)
+        self.ready_seconds = time.monotonic() - started
+
+    def rss_kib(self):
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# ---------------------------------------------------------------- wrk
+
+LUA = """
+wrk.method = "{method}"
+wrk.path = "/api/items"
+{headers}
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {{"requests":%d,"duration_us":%d,"non2xx":%d,"socket_errors":%d,"p50_us":%.1f,"p99_us":%.1f}}\\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def lua_script(scenario, directory):
+    spec = SCENARIOS.get(scenario) or SCENARIOS["actual GET with Origin"]
+    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in spec["headers"].items())
+    path = Path(directory) / (scenario.replace(" ", "_").replace(",", "") + ".lua")
+    path.write_text(LUA.format(method=spec["method"], headers=headers))
+    return path
+
+
+def wrk(port, script, seconds):
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(script), f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, timeout=seconds + 60).stdout
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            r = json.loads(line[len("RESULT "):])
+            r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+            return r
+    raise RuntimeError(f"wrk printed no result:\n{out}")
+
+
+# ---------------------------------------------------------------- build and host measurements
+
+def build_floor():
+    subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1"],
+                   cwd=BENCH / "floor", check=True)
+    raw = BENCH / "floor" / "target" / "wasm32-wasip1" / "release" / "cors_floor.wasm"
+    FLOOR_WASM.parent.mkdir(exist_ok=True)
+    if shutil.which("wasm-opt"):
+        subprocess.run(["wasm-opt", *WASM_OPT_FLAGS, str(raw), "-o", str(FLOOR_WASM)], check=True)
+    else:
+        shutil.copy(raw, FLOOR_WASM)
+
+
+def configure_on_host():
+    """`cargo run --release --example configure_large`: the crate's pure config parser on the
+    host (native code; the Wasm VM is slower), plus per-decision cost against config size."""
+    out = subprocess.run(["cargo", "run", "--quiet", "--release", "--example", "configure_large"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError(out)
+
+
+def configure_in_envoy():
+    """Start-up time and RSS of an Envoy whose only listener runs our filter with the large
+    config, against the same with the 1-route config (same module, same everything else).
+    The difference is what the large config costs: JSON load by Envoy + on_configure in V8."""
+    results = {}
+    for label, config in (("small", SMALL_CONFIG), ("large", large_config())):
+        samples = []
+        for _ in range(3):
+            port, admin = free_port(), free_port()
+            cfg = bootstrap([listener("cfg", port, [wasm_filter("cors-cfg", WASM, config)],
+                                      direct={"status": 200})], [], admin)
+            envoy = Envoy(cfg, f"configure-{label}")
+            samples.append((envoy.ready_seconds, envoy.rss_kib()))
+            envoy.stop()
+        results[label] = {"ready_s": statistics.median(s[0] for s in samples),
+                          "rss_kib": statistics.median(s[1] for s in samples),
+                          "config_bytes": len(json.dumps(config))}
+    results["extra_ready_s"] = results["large"]["ready_s"] - results["small"]["ready_s"]
+    results["extra_rss_kib"] = results["large"]["rss_kib"] - results["small"]["rss_kib"]
+    return results
+
+
+# ---------------------------------------------------------------- the run
+
+def run_rounds(proxy_ports, tmp, scenarios):
+    """{scenario: {listener: [per-round result]}}"""
+    runs = {s: {l: [] for l in ls} for s, ls in scenarios.items()}
+    scripts = {s: lua_script(s, tmp) for s in scenarios}
+    # Warm-up: every listener once (V8 tiering, connection pools).
+    for s, ls in scenarios.items():
+        for l in ls:
+            wrk(proxy_ports[l], scripts[s], 1)
+    for r in range(ROUNDS):
+        for s, ls in scenarios.items():
+            order = ls[r % len(ls):] + ls[:r % len(ls)]
+            for l in order:
+                result = wrk(proxy_ports[l], scripts[s], SECONDS)
+                runs[s][l].append(result)
+            print(f"  round {r + 1}/{ROUNDS} {s}: " +
+                  "  ".join(f"{l} {runs[s][l][-1]['rps']:.0f}" for l in ls), flush=True)
+    return runs
+
+
+RATIOS = [("ours", "native"), ("ours", "floor"), ("ours", "none"), ("floor", "native"),
+          ("native", "none"), ("ours_nometa", "ours"), ("ours_skip", "ours"), ("ours_skip", "none"),
+          ("ours_10k", "ours_1route")]
+
+
+def summarize(runs):
+    summary = {}
+    for s, by_listener in runs.items():
+        row = {"listeners": {}, "ratios": {}}
+        for l, results in by_listener.items():
+            row["listeners"][l] = {
+                "rps_median": statistics.median(r["rps"] for r in results),
+                "p50_us_median": statistics.median(r["p50_us"] for r in results),
+                "p99_us_median": statistics.median(r["p99_us"] for r in results),
+                "non2xx": sum(r["non2xx"] for r in results),
+                "socket_errors": sum(r["socket_errors"] for r in results),
+                "rps_per_round": [round(r["rps"]) for r in results],
+            }
+        for a, b in RATIOS:
+            if a in by_listener and b in by_listener:
+                per_round = [x["rps"] / y["rps"] for x, y in zip(by_listener[a], by_listener[b])]
+                row["ratios"][f"{a}/{b}"] = {"median": statistics.median(per_round),
+                                             "per_round": [round(v, 3) for v in per_round]}
+        summary[s] = row
+    return summary
+
+
+TARGETS = {
+    ("allowed preflight", "ours/floor"): 0.90,
+    ("actual GET with Origin", "ours/floor"): 0.90,
+    ("request without Origin", "ours/none"): 0.85,
+    ("allowed preflight", "ours/native"): 0.80,
+    ("actual GET with Origin", "ours/native"): 0.85,
+}
+
+
+def table(results):
+    lines = []
+    m = results["machine"]
+    lines.append(f"Machine: {m['cpu']}, {m['cores']} cores, {m['kernel']}; Envoy {m['envoy']}; "
+                 f"{m['load_before']} load average before the run (shared machine: noisy).")
+    lines.append(f"Run: {results['rounds']} rounds x {results['seconds']} s per listener and scenario, "
+                 f"wrk -t1 -c{results['connections']}, listeners interleaved (order rotated each round); "
+                 "ratios per round, then median.")
+    lines.append("")
+    lines.append("| scenario | listener | req/s (median) | p50 µs | p99 µs | non-2xx |")
+    lines.append("|---|---|---:|---:|---:|---:|")
+    for s, row in results["scenarios"].items():
+        for l, v in row["listeners"].items():
+            lines.append(f"| {s} | {l} | {v['rps_median']:.0f} | {v['p50_us_median']:.0f} | "
+                         f"{v['p99_us_median']:.0f} | {v['non2xx']} |")
+    lines.append("")
+    lines.append("| scenario | ratio (req/s, median of per-round ratios) | value | target | met |")
+    lines.append("|---|---|---:|---:|---|")
+    for s, row in results["scenarios"].items():
+        for name, v in row["ratios"].items():
+            target = TARGETS.get((s, name))
+            met = "" if target is None else ("yes" if v["median"] >= target else "no")
+            lines.append(f"| {s} | {name} | {v['median']:.3f} | "
+                         f"{'' if target is None else f'≥ {target:.2f}'} | {met} |")
+    lines.append("")
+    sz = results["sizes"]
+    lines.append(f".wasm sizes: ours {sz['ours_bytes']} bytes ({sz['ours_bytes'] / 1024:.1f} KiB; target ≤ 200 KiB), "
+                 f"floor {sz['floor_bytes']} bytes.")
+    host = results.get("configure_host")
+    if host:
+        lines.append(
+            f"on_configure, host (native code, `cargo run --release --example configure_large`): "
+            f"{host['config_bytes']} bytes of JSON ({host['routes']} routes, {host['origins']} origins, "
+            f"{host['regexes']} regexes) parsed in {host['parse_ms_median']:.1f} ms (median of {host['runs']}), "
+            f"peak heap {host['peak_heap_bytes'] / 2**20:.1f} MiB, retained {host['retained_heap_bytes'] / 2**20:.1f} MiB.")
+        lines.append(
+            f"Per-decision cost on the host (decide + select): 1-route/1-origin config {host['decide_small_ns']:.0f} ns, "
+            f"10,000-route/1,000-origin/100-regex config {host['decide_large_ns']:.0f} ns "
+            f"(exact origins and route names are hash lookups).")
+    env = results.get("configure_envoy")
+    if env:
+        lines.append(
+            f"on_configure, in Envoy (V8): start-up to ready {env['small']['ready_s']:.2f} s with the 1-route config, "
+            f"{env['large']['ready_s']:.2f} s with the large one (+{env['extra_ready_s']:.2f} s, median of 3; "
+            f"includes Envoy's own parsing of the {env['large']['config_bytes']} byte config); RSS "
+            f"{env['small']['rss_kib'] / 1024:.0f} MiB vs {env['large']['rss_kib'] / 1024:.0f} MiB "
+            f"(+{env['extra_rss_kib'] / 1024:.0f} MiB).")
+    return "\n".join(lines)
+
+
+def machine():
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    version = subprocess.run([str(ENVOY), "--version"], capture_output=True, text=True).stdout.strip()
+    version = version.split("version:")[-1].strip().split("/")[1] if "/" in version else version
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(), "envoy": version,
+            "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+
+
+def main():
+    if not WASM.exists():
+        sys.exit("build/cors_filter.wasm is missing: run `make build` (or `make bench`)")
+    if not shutil.which("wrk"):
+        sys.exit("wrk is missing: run `make setup`")
+    only = os.environ.get("BENCH_SCENARIOS")
+    scenarios = {s: list(MAIN_LISTENERS) for s in SCENARIOS}
+    scenarios[SCALING_SCENARIO] = list(SCALING_LISTENERS)
+    if only:
+        wanted = [w.strip() for w in only.split(",")]
+        scenarios = {s: ls for s, ls in scenarios.items() if any(w in s for w in wanted)}
+    build_floor()
+    results = {"machine": machine(), "rounds": ROUNDS, "seconds": SECONDS, "connections": CONNECTIONS,
+               "sizes": {"ours_bytes": WASM.stat().st_size, "floor_bytes": FLOOR_WASM.stat().st_size}}
+    if not os.environ.get("BENCH_SKIP_CONFIGURE"):
+        print("on_configure on the host ...", flush=True)
+        results["configure_host"] = configure_on_host()
+        print("on_configure in Envoy ...", flush=True)
+        results["configure_envoy"] = configure_in_envoy()
+
+    up_port, up_admin, admin = free_port(), free_port(), free_port()
+    upstream = Envoy(bootstrap([listener("upstream", up_port, [], direct={
+        "status": 200, "body": {"inline_string": "upstream body"}})], [], up_admin), "upstream")
+    names = sorted({l for ls in scenarios.values() for l in ls}, key=lambda n: (MAIN_LISTENERS + SCALING_LISTENERS).index(n))
+    ports = {name: free_port() for name in names}
+    proxy = Envoy(bootstrap(proxy_listeners(ports), [upstream_cluster(up_port)], admin), "proxy")
+    tmp = tempfile.mkdtemp(prefix="cors-bench-lua-")
+    try:
+        print(f"benchmark: {ROUNDS} rounds x {SECONDS} s, listeners {', '.join(names)}", flush=True)
+        runs = run_rounds(ports, tmp, scenarios)
+    finally:
+        proxy.stop()
+        upstream.stop()
+    results["scenarios"] = summarize(runs)
+    results["table"] = table(results)
+    (BENCH / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (BENCH / "results.md").write_text(results["table"] + "\n")
+    print()
+    print(results["table"])
+
+
+if __name__ == "__main__":
+    main()
