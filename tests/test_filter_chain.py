@@ -323,6 +323,7 @@ def test_native_filter_after_ours_cannot_allow_an_origin_we_refuse(envoy):
     assert "access-control-expose-headers" not in cors_headers(headers)
     status, headers, _ = preflight(envoy.ports["native"], NATIVE_ONLY, method="DELETE", headers="x-native")
     assert status == 200
+    assert header_values(headers, "x-upstream") == []  # the native filter's own reply
     assert_no_cors(headers)
     assert "access-control-allow-methods" not in cors_headers(headers)
 
@@ -337,6 +338,9 @@ def test_native_filter_alone_would_have_allowed_native_only():
                         [upstream_cluster(up)], admin))
     try:
         _, headers, _ = actual(port, NATIVE_ONLY)
+        assert header_values(headers, "access-control-allow-origin") == [NATIVE_ONLY]
+        status, headers, _ = preflight(port, NATIVE_ONLY, method="DELETE", headers="x-native")
+        assert status == 200 and header_values(headers, "x-upstream") == []
         assert header_values(headers, "access-control-allow-origin") == [NATIVE_ONLY]
     finally:
         e.stop()
