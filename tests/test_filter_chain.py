@@ -30,6 +30,7 @@ POLICY = {
 # virtual_hosts[name], then policy.
 VHOST_ORIGIN = "https://vhost.example"
 ROUTE_ORIGIN = "https://route.example"
+META_ORIGIN = "https://metadata.example"
 FALLBACK_CONFIG = {
     "policy": POLICY,
     "virtual_hosts": {"vh-special": {"allow_origins": [VHOST_ORIGIN], "allow_methods": "GET"}},
@@ -74,6 +75,10 @@ def envoy():
             {"name": "vh-special", "domains": ["special.local"], "routes": [
                 {"name": "named-direct", "match": {"prefix": "/named-direct"},
                  "direct_response": {"status": 200, "body": {"inline_string": "named"}}},
+                # Route metadata comes before every name-keyed map, on direct responses too.
+                {"name": "named-direct", "match": {"prefix": "/meta-direct"},
+                 "metadata": {"filter_metadata": {"cors": {"allow_origins": [META_ORIGIN]}}},
+                 "direct_response": {"status": 200, "body": {"inline_string": "meta"}}},
                 {"name": "unnamed-direct", "match": {"prefix": "/direct"},
                  "direct_response": {"status": 200, "body": {"inline_string": "direct"}}},
             ]},
@@ -274,6 +279,9 @@ def test_our_preflight_answer_has_each_header_once(envoy, path):
     ("special.local", "/direct", VHOST_ORIGIN, ALLOWED),
     # A direct response whose route name is in `routes`: that policy first.
     ("special.local", "/named-direct", ROUTE_ORIGIN, VHOST_ORIGIN),
+    # A direct response whose route carries a policy in its metadata: that policy, even though
+    # its name is also in `routes`.
+    ("special.local", "/meta-direct", META_ORIGIN, ROUTE_ORIGIN),
     # A direct response in a virtual host without a policy: the top-level policy.
     ("plain.local", "/direct", ALLOWED, ROUTE_ORIGIN),
 ])
