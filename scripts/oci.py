@@ -18,7 +18,12 @@ Deterministic: tar entries have fixed mtime (0), uid/gid 0, no user/group names,
 a fixed order; gzip has mtime 0, no file name, level 9; JSON is written with sorted keys and no
 whitespace. The same .wasm gives the same bytes (given the same zlib; CI pins Debian's).
 
-Usage: scripts/oci.py [--wasm PATH] [--out DIR] [--tag TAG]
+With --render-deploy, also copies the example manifests of deploy/istio and deploy/envoy-gateway
+to OUT/deploy/ with the placeholder sha256 (64 zeros) replaced by the real value: the image
+manifest digest for `oci://` / `code.type: Image` sources, the .wasm's sha256 for the HTTP source.
+CORS_IMAGE (default ghcr.io/example/cors-filter) and CORS_WASM_URL replace the example locations.
+
+Usage: scripts/oci.py [--wasm PATH] [--out DIR] [--tag TAG] [--render-deploy]
 """
 
 import argparse
@@ -164,11 +169,43 @@ def write(out, blobs, index, summary):
     (out / SUMMARY_NAME).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
+PLACEHOLDER_SHA256 = "0" * 64
+EXAMPLE_IMAGE = "ghcr.io/example/cors-filter"
+EXAMPLE_WASM_URL_RE = re.compile(r"https://github\.com/example/cors-filter/releases/download/v[^/]+/cors_filter\.wasm")
+# deploy file -> which digest its placeholder stands for
+DEPLOY_FILES = {
+    "istio/wasmplugin.yaml": "manifest",
+    "istio/virtualservice.yaml": None,
+    "envoy-gateway/envoyextensionpolicy.yaml": "manifest",
+    "envoy-gateway/envoyextensionpolicy-http.yaml": "wasm",
+    "envoy-gateway/httproute.yaml": None,
+}
+
+
+def render_deploy(out, summary):
+    values = {"manifest": summary["manifest"]["digest"].split(":", 1)[1], "wasm": summary["wasm"]["sha256"]}
+    image = os.environ.get("CORS_IMAGE", EXAMPLE_IMAGE)
+    wasm_url = os.environ.get("CORS_WASM_URL")
+    for rel, kind in DEPLOY_FILES.items():
+        text = (ROOT / "deploy" / rel).read_text()
+        if kind:
+            if text.count(PLACEHOLDER_SHA256) != 1:
+                raise SystemExit(f"oci.py: deploy/{rel} must hold the placeholder sha256 exactly once")
+            text = text.replace(PLACEHOLDER_SHA256, values[kind])
+        text = text.replace(EXAMPLE_IMAGE + ":", image + ":")
+        if wasm_url:
+            text = EXAMPLE_WASM_URL_RE.sub(wasm_url, text)
+        target = out / "deploy" / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--wasm", default=str(ROOT / "build" / "cors_filter.wasm"))
     p.add_argument("--out", default=str(ROOT / "dist"))
     p.add_argument("--tag", default=None, help="ref name in index.json (default: Cargo.toml version)")
+    p.add_argument("--render-deploy", action="store_true", help="write OUT/deploy/ with the real digests")
     args = p.parse_args(argv)
     wasm_path = Path(args.wasm)
     if not wasm_path.is_file():
@@ -177,6 +214,8 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     blobs, index, summary = build_image(wasm_path.read_bytes(), args.tag or cargo_version())
     write(out, blobs, index, summary)
+    if args.render_deploy:
+        render_deploy(out, summary)
     print(f"oci.py: {out / ARCHIVE_NAME} ({os.path.getsize(out / ARCHIVE_NAME)} bytes), "
           f"manifest {summary['manifest']['digest']}, layer {summary['layer']['digest']} "
           f"({summary['layer']['size']} bytes), tag {summary['tag']}")

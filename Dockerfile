@@ -1,0 +1,2 @@
+FROM scratch
+COPY build/cors_filter.wasm ./plugin.wasm
