@@ -48,3 +48,11 @@ clean:
 # Side-by-side benchmark against Envoy's native CORS filter (a program, not a test).
 bench: setup build
 	$(VENV)/bin/python bench/run.py
+
+# The OCI image (Istio / Envoy Gateway "compat" Wasm image) as dist/oci/ and dist/cors-filter.oci.tar,
+# and all release artefacts in dist/ (module, sha256, image, JSON Schema, manifests with real digests).
+.PHONY: oci dist
+oci: build
+	$(VENV)/bin/python scripts/oci.py
+dist: build
+	PYTHON=$(VENV)/bin/python scripts/dist.sh
