@@ -1,0 +1,473 @@
+//! `cors-explain` as a user runs it: the binary, its exit codes, its JSON and text output.
+
+use cors_filter::config::Config;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cors-explain");
+
+static FILES: AtomicUsize = AtomicUsize::new(0);
+
+fn file(name: &str, content: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cors-explain-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}-{name}", FILES.fetch_add(1, Ordering::SeqCst)));
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn json(args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = run(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn header<'v>(ex: &'v Value, name: &str) -> Option<&'v str> {
+    ex["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h[0] == name)
+        .map(|h| h[1].as_str().unwrap())
+}
+
+const CONFIG: &str = r#"{
+  "policy": {"allow_origins": ["https://app.example"], "allow_methods": "GET, PUT",
+             "allow_headers": "content-type", "max_age": 600},
+  "routes": {
+    "api": {"allow_origins": ["https://app.example"], "allow_credentials": true,
+            "allow_headers": "*", "expose_headers": "x-total", "debug_reason_header": true},
+    "off": null
+  },
+  "virtual_hosts": {"public": {"allow_origins": ["*"]}}
+}"#;
+
+fn config() -> String {
+    file("config.json", CONFIG).display().to_string()
+}
+
+#[test]
+fn bad_config_prints_the_filters_load_error_and_exits_1() {
+    let bad =
+        r#"{"routes": {"api": {"allow_origins": ["https://a.com", "app.example.com/path"]}}}"#;
+    let path = file("bad.json", bad);
+    let expected = format!(
+        "invalid plugin configuration: {}\n",
+        Config::from_bytes(bad.as_bytes()).unwrap_err()
+    );
+    assert!(expected.contains("routes.api.allow_origins[1]: "));
+    for args in [
+        vec![path.to_str().unwrap(), "--origin", "https://a.com"],
+        vec!["--check", path.to_str().unwrap()],
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(String::from_utf8_lossy(&out.stderr), expected);
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn check_exits_0_for_a_valid_config_and_1_otherwise() {
+    let out = run(&["--check", &config()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+    let star_credentials = file(
+        "star.json",
+        r#"{"policy": {"allow_origins": ["*"], "allow_credentials": true}}"#,
+    );
+    let out = run(&["--check", star_credentials.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .starts_with("invalid plugin configuration: policy.allow_credentials: "));
+    let out = run(&["--check", "/nonexistent/cors.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let typo = file("typo.json", r#"{"policy": {"allow_origin": ["*"]}}"#);
+    let out = run(&["--check", typo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("policy.allow_origin: unknown field"));
+}
+
+#[test]
+fn check_warns_but_passes() {
+    let w = file(
+        "warn.json",
+        r#"{"policy": {"allow_origins": ["https://a.com"], "allow_credentials": true, "expose_headers": "*"}}"#,
+    );
+    let out = run(&["--check", w.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("warning: policy.expose_headers"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(run(&[]).status.code(), Some(2));
+    assert_eq!(run(&[&config(), "--bogus"]).status.code(), Some(2));
+    assert_eq!(run(&[&config(), "--origin"]).status.code(), Some(2));
+    let out = run(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--request-method"));
+}
+
+#[test]
+fn allowed_preflight_is_answered_and_the_browser_goes_on() {
+    let c = config();
+    let ex = json(&[
+        &c,
+        "--origin",
+        "https://app.example",
+        "--request-method",
+        "PUT",
+        "--request-headers",
+        "Content-Type",
+    ]);
+    assert_eq!(ex["request"]["method"], "OPTIONS");
+    assert_eq!(ex["kind"], "preflight");
+    assert_eq!(ex["decision"], "answered_preflight");
+    assert_eq!(ex["forwarded"], false);
+    assert_eq!(ex["status"], 200);
+    assert_eq!(ex["policy"], "policy");
+    assert_eq!(ex["selected_by"]["source"], "default");
+    assert_eq!(ex["counter"], "wasmcustom.cors.preflight.allowed");
+    assert_eq!(
+        header(&ex, "access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(
+        header(&ex, "access-control-allow-methods"),
+        Some("GET, PUT")
+    );
+    assert_eq!(header(&ex, "access-control-max-age"), Some("600"));
+    assert_eq!(header(&ex, "vary"), Some("Origin"));
+    assert_eq!(ex["browser"]["without_credentials"]["allowed"], true);
+    // No Access-Control-Allow-Credentials: a credentialed fetch is blocked.
+    assert_eq!(ex["browser"]["with_credentials"]["allowed"], false);
+    assert_eq!(ex["then"]["decision"], "forwarded");
+    assert_eq!(ex["then"]["request"]["method"], "PUT");
+}
+
+#[test]
+fn refused_origin_names_the_field_and_the_reason_header_shows_it() {
+    let ex = json(&[
+        &config(),
+        "--route",
+        "api",
+        "--origin",
+        "https://app.example/",
+        "--upstream-header",
+        "access-control-allow-origin: *",
+    ]);
+    let reason = "origin https://app.example/ is not in routes.api.allow_origins";
+    assert_eq!(ex["decision"], "refused");
+    assert_eq!(ex["denial"], "origin");
+    assert_eq!(ex["reason"], reason);
+    assert_eq!(ex["selected_by"]["key"], "api");
+    assert_eq!(header(&ex, "x-cors-reason"), Some(reason));
+    // The upstream's own ACAO is removed.
+    assert_eq!(header(&ex, "access-control-allow-origin"), None);
+    assert!(ex["edits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["header"] == "access-control-allow-origin" && e["value"].is_null()));
+    assert_eq!(ex["counter"], "wasmcustom.cors.actual.denied_origin");
+    assert!(ex["browser"]["without_credentials"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("No 'Access-Control-Allow-Origin'"));
+}
+
+#[test]
+fn options_without_request_method_is_not_a_preflight() {
+    let ex = json(&[
+        &config(),
+        "--method",
+        "OPTIONS",
+        "--origin",
+        "https://app.example",
+    ]);
+    assert_eq!(ex["kind"], "actual");
+    assert_eq!(ex["decision"], "forwarded");
+    assert_eq!(ex["forwarded"], true);
+    assert!(ex["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n.as_str().unwrap().contains("is not a preflight")));
+}
+
+#[test]
+fn star_answer_blocks_credentialed_requests_only() {
+    let ex = json(&[
+        &config(),
+        "--vhost",
+        "public",
+        "--origin",
+        "https://any.example",
+    ]);
+    assert_eq!(ex["selected_by"]["source"], "virtual_host");
+    assert_eq!(header(&ex, "access-control-allow-origin"), Some("*"));
+    assert_eq!(ex["browser"]["without_credentials"]["allowed"], true);
+    assert!(ex["browser"]["with_credentials"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("wildcard '*'"));
+}
+
+#[test]
+fn any_headers_mirror_authorization_so_credentialed_preflights_pass() {
+    let ex = json(&[
+        &config(),
+        "--route",
+        "api",
+        "--origin",
+        "https://app.example",
+        "--request-method",
+        "GET",
+        "--request-headers",
+        "Authorization, X-Token",
+    ]);
+    assert_eq!(ex["decision"], "answered_preflight");
+    assert_eq!(
+        header(&ex, "access-control-allow-headers"),
+        Some("authorization, x-token")
+    );
+    assert_eq!(ex["browser"]["with_credentials"]["allowed"], true);
+}
+
+#[test]
+fn method_refusal_is_answered_without_the_method() {
+    let ex = json(&[
+        &config(),
+        "--origin",
+        "https://app.example",
+        "--request-method",
+        "DELETE",
+    ]);
+    assert_eq!(ex["decision"], "refused");
+    assert_eq!(ex["status"], 200);
+    assert_eq!(ex["reason"], "method DELETE is not in policy.allow_methods");
+    assert!(ex["browser"]["without_credentials"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Method DELETE is not allowed"));
+    assert!(ex["then"].is_null());
+}
+
+#[test]
+fn null_entry_and_missing_origin_pass_through() {
+    let ex = json(&[
+        &config(),
+        "--route",
+        "off",
+        "--origin",
+        "https://app.example",
+    ]);
+    assert_eq!(ex["decision"], "passed_through");
+    assert_eq!(ex["policy"], Value::Null);
+    assert!(ex["selected_by"]["why"]
+        .as_str()
+        .unwrap()
+        .contains("CORS is off"));
+    let ex = json(&[&config()]);
+    assert_eq!(ex["decision"], "passed_through");
+    assert!(ex["browser"].is_null());
+    assert!(ex["kind"].is_null());
+}
+
+const ENVOY_YAML: &str = r#"
+static_resources:
+  listeners:
+  - name: main
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: main
+          route_config:
+            virtual_hosts:
+            - name: api
+              domains: ["api.example.com"]
+              routes:
+              - name: users
+                match: {prefix: "/users/"}
+                route: {cluster: upstream}
+                metadata:
+                  filter_metadata:
+                    cors: {allow_origins: ["https://meta.example"], max_age: 60}
+              - name: items
+                match: {prefix: "/"}
+                route: {cluster: upstream}
+          http_filters:
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: cors
+                root_id: cors
+                vm_config: {runtime: envoy.wasm.runtime.v8, code: {local: {filename: build/cors_filter.wasm}}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.Struct
+                  value:
+                    policy: {allow_origins: ["https://app.example"], max_age: 600}
+                    routes: {items: {allow_origins: ["https://items.example"]}}
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+"#;
+
+#[test]
+fn envoy_yaml_struct_config_routes_and_metadata() {
+    let y = file("envoy.yaml", ENVOY_YAML).display().to_string();
+    let ex = json(&[
+        &y,
+        "--host",
+        "api.example.com",
+        "--path",
+        "/users/7",
+        "--origin",
+        "https://meta.example",
+    ]);
+    assert_eq!(ex["route"], "users");
+    assert_eq!(ex["virtual_host"], "api");
+    assert_eq!(ex["selected_by"]["source"], "route_metadata");
+    assert_eq!(ex["policy"], "route metadata filter_metadata.cors");
+    assert_eq!(ex["decision"], "forwarded");
+    assert!(ex["config"].as_str().unwrap().contains("Struct"));
+    let ex = json(&[&y, "--route", "items", "--origin", "https://items.example"]);
+    assert_eq!(ex["virtual_host"], "api");
+    assert_eq!(ex["policy"], "routes.items");
+    let ex = json(&[
+        &y,
+        "--host",
+        "api.example.com",
+        "--path",
+        "/x",
+        "--origin",
+        "https://app.example",
+    ]);
+    assert_eq!(ex["route"], "items");
+    assert_eq!(ex["decision"], "refused");
+}
+
+#[test]
+fn envoy_yaml_string_value_config_and_its_errors() {
+    let text = ENVOY_YAML.replace(
+        r#"                  "@type": type.googleapis.com/google.protobuf.Struct
+                  value:
+                    policy: {allow_origins: ["https://app.example"], max_age: 600}
+                    routes: {items: {allow_origins: ["https://items.example"]}}"#,
+        r#"                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '{"policy": {"allow_origins": ["https://json.example"]}}'"#,
+    );
+    assert_ne!(text, ENVOY_YAML);
+    let y = file("envoy-string.yaml", &text).display().to_string();
+    let ex = json(&[&y, "--origin", "https://json.example"]);
+    assert_eq!(ex["decision"], "forwarded");
+    assert!(ex["config"].as_str().unwrap().contains("StringValue"));
+    let bad = text.replace("https://json.example", "json.example");
+    let b = file("envoy-bad.yaml", &bad);
+    let out = run(&["--check", b.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "invalid plugin configuration: policy.allow_origins[0]: \"json.example\" is not an origin (expected scheme://host[:port], \"*\" or \"null\")\n"
+    );
+}
+
+#[test]
+fn check_reports_invalid_route_metadata_policies() {
+    let bad = ENVOY_YAML.replace(
+        r#"allow_origins: ["https://meta.example"], max_age: 60"#,
+        r#"allow_origins: "https://meta.example""#,
+    );
+    assert_ne!(bad, ENVOY_YAML);
+    let b = file("envoy-meta.yaml", &bad);
+    let out = run(&["--check", b.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("invalid policy, CORS is off on this route: route metadata filter_metadata.cors.allow_origins: expected a list of origins"));
+}
+
+#[test]
+fn batch_mode_answers_each_line_in_order() {
+    let reqs = file(
+        "reqs.jsonl",
+        concat!(
+            r#"{"id": "a", "origin": "https://app.example", "request_method": "PUT"}"#,
+            "\n",
+            r#"{"id": "b", "origin": "https://evil.example", "route": "api"}"#,
+            "\n\n",
+            r#"{"id": "c", "bogus": 1}"#,
+            "\n"
+        ),
+    );
+    let out = run(&[&config(), "--requests", reqs.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2)); // line c
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["id"], "a");
+    assert_eq!(lines[0]["decision"], "answered_preflight");
+    assert_eq!(lines[1]["decision"], "refused");
+    assert!(lines[2]["error"].as_str().unwrap().contains("bogus"));
+}
+
+#[test]
+fn text_output_reads_as_a_report() {
+    let out = run(&[
+        &config(),
+        "--route",
+        "api",
+        "--origin",
+        "https://evil.example",
+        "--request-method",
+        "PUT",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "Policy    routes.api: routes[\"api\"] matches the route name",
+        "Decision  REFUSED: forwarded upstream",
+        "Reason    origin https://evil.example is not in routes.api.allow_origins",
+        "Counter   wasmcustom.cors.preflight.denied_origin",
+        "x-cors-reason: origin https://evil.example is not in routes.api.allow_origins",
+        "BLOCKED: Response to preflight request doesn't pass access control check",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+    }
+}
+
+#[test]
+fn several_filters_need_a_listener() {
+    let second = ENVOY_YAML
+        .replace("  - name: main\n", "  - name: second\n")
+        .replace("static_resources:\n  listeners:\n", "");
+    let both = format!("{ENVOY_YAML}{second}");
+    let y = file("two.yaml", &both);
+    let out = run(&[y.to_str().unwrap(), "--origin", "https://app.example"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--listener"));
+    let ex = json(&[
+        y.to_str().unwrap(),
+        "--listener",
+        "second",
+        "--origin",
+        "https://app.example",
+    ]);
+    assert!(ex["config"].as_str().unwrap().contains("\"second\""));
+}
