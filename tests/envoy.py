@@ -146,7 +146,9 @@ class Envoy:
         self.log_path = os.path.join(self.dir, "envoy.log")
         self.proc = subprocess.Popen(
             [envoy_binary(), "-c", self.config_path, "--concurrency", "1", "--use-dynamic-base-id",
-             "--log-level", log_level, "--component-log-level", "wasm:debug", "--log-path", self.log_path],
+             "--log-level", log_level, "--component-log-level", "wasm:debug", "--log-path", self.log_path,
+             # Envoy flushes its log file every 10 s by default: flush often so log() is current.
+             "--file-flush-interval-msec", "100"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(ROOT),
         )
         self._wait_ready()
