@@ -450,3 +450,29 @@ def test_crd_copies_are_identical_to_the_shared_originals():
         return
     for name in CRD_FILES:
         assert (CRD_DIR / name).read_bytes() == (SHARED_CRDS / name).read_bytes(), name
+
+
+# ---------------------------------------------------------------- the examples in docs/deploy.md
+
+def doc_config_snippets():
+    """The ```yaml blocks of docs/deploy.md that are a `pluginConfig:` (Istio) or `config:`
+    (Envoy Gateway) of our filter."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    out = []
+    for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
+        doc = yaml.safe_load(block)
+        if isinstance(doc, dict) and len(doc) == 1 and next(iter(doc)) in ("pluginConfig", "config"):
+            out.append((next(iter(doc)), next(iter(doc.values()))))
+    return out
+
+
+def test_docs_config_examples_are_accepted_and_name_real_routes():
+    snippets = doc_config_snippets()
+    assert [k for k, _ in snippets] == ["pluginConfig", "config"]
+    istio_routes, _ = istio_names()
+    eg_routes, _ = envoy_gateway_names({"backend"})
+    for key, config in snippets:
+        assert schema_errors(config) == [], key
+        accepted, message = parser_verdict(config)
+        assert accepted, f"docs/deploy.md {key}: {message}"
+        assert set(config["routes"]) <= (istio_routes if key == "pluginConfig" else eg_routes), key
