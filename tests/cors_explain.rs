@@ -190,6 +190,28 @@ fn refused_origin_names_the_field_and_the_reason_header_shows_it() {
 }
 
 #[test]
+fn near_miss_origins_get_a_hint() {
+    for (origin, hint) in [
+        (
+            "https://app.example/",
+            "https://app.example would be allowed",
+        ),
+        ("https://app.example:443", "browsers omit the default port"),
+        (
+            "https://APP.example",
+            "browsers send the origin in lower case",
+        ),
+    ] {
+        let ex = json(&[&config(), "--origin", origin]);
+        assert_eq!(ex["denial"], "origin");
+        let notes = ex["notes"].to_string();
+        assert!(notes.contains(hint), "{origin}: {notes}");
+    }
+    let ex = json(&[&config(), "--origin", "https://other.example"]);
+    assert_eq!(ex["notes"].as_array().unwrap().len(), 0);
+}
+
+#[test]
 fn options_without_request_method_is_not_a_preflight() {
     let ex = json(&[
         &config(),
@@ -441,7 +463,7 @@ fn text_output_reads_as_a_report() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for needle in [
-        "Policy    routes.api: routes[\"api\"] matches the route name",
+        "Policy    routes.api (selected: routes[\"api\"] matches the route name)",
         "Decision  REFUSED: forwarded upstream",
         "Reason    origin https://evil.example is not in routes.api.allow_origins",
         "Counter   wasmcustom.cors.preflight.denied_origin",

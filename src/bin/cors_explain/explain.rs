@@ -501,6 +501,13 @@ pub fn explain(
     ex.counter = stats::names()
         .nth(stats::index(decision.kind, decision.denial, shadow))
         .map(|n| format!("wasmcustom.{n}"));
+    if matches!(decision.denial, Some(Denial::Origin)) {
+        ex.notes.extend(
+            origin_hints(&policy, origin)
+                .into_iter()
+                .map(|(why, allowed)| format!("{why}: {allowed} would be allowed")),
+        );
+    }
     if is_options && decision.kind == Kind::Actual {
         ex.notes.push(
             "OPTIONS without a non-empty Access-Control-Request-Method is not a preflight: browsers never send one \
@@ -579,6 +586,49 @@ pub fn explain(
     }
     ex.browser = Some(browser_verdict(&ex, origin, method, input));
     Ok(ex)
+}
+
+/// Near misses of a refused origin that the policy would allow (using its own matcher): the
+/// usual typos of a hand-written `Origin` (browsers never send them).
+fn origin_hints(policy: &Policy, origin: &str) -> Vec<(&'static str, String)> {
+    let allowed = |o: &str| {
+        policy
+            .origins
+            .matches(o, policy.allow_credentials)
+            .is_some()
+    };
+    let mut hints = Vec::new();
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return hints;
+    };
+    if let Some((authority, _path)) = rest.split_once('/') {
+        let bare = format!("{scheme}://{authority}");
+        if allowed(&bare) {
+            hints.push((
+                "an Origin has no path and no trailing slash (browsers send scheme://host[:port])",
+                bare,
+            ));
+        }
+        return hints;
+    }
+    let lower = origin.to_ascii_lowercase();
+    if lower != origin && allowed(&lower) {
+        hints.push(("browsers send the origin in lower case", lower));
+    }
+    let default_port = match scheme {
+        "https" => ":443",
+        "http" => ":80",
+        _ => "",
+    };
+    if let Some(without) = origin
+        .strip_suffix(default_port)
+        .filter(|_| !default_port.is_empty())
+    {
+        if allowed(without) {
+            hints.push(("browsers omit the default port", without.to_owned()));
+        }
+    }
+    hints
 }
 
 /// The browser's conclusion, with and without credentials.
@@ -719,7 +769,11 @@ impl Explanation {
         line("Where", &names);
         line(
             "Policy",
-            &format!("{}: {}", self.policy.as_deref().unwrap_or("none"), self.why),
+            &format!(
+                "{} (selected: {})",
+                self.policy.as_deref().unwrap_or("none"),
+                self.why
+            ),
         );
         if let Some(kind) = self.kind {
             line(
@@ -756,9 +810,12 @@ impl Explanation {
         if let Some(c) = &self.counter {
             line("Counter", c);
         }
-        let who = match self.status {
-            Some(s) => format!("{s} from the filter"),
-            None => "from the upstream".to_owned(),
+        let who = match (self.status, self.input.upstream_headers.is_empty()) {
+            (Some(s), _) => format!("{s} from the filter"),
+            (None, true) => "the upstream's, with these headers from the filter \
+                             (add the upstream's own with --upstream-header)"
+                .to_owned(),
+            (None, false) => "the upstream's (as given), after the filter's edits".to_owned(),
         };
         line("Response", &who);
         for (n, v) in &self.headers {
