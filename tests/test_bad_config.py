@@ -1,0 +1,115 @@
+"""Bad plugin configurations are refused at load, naming the field and the problem (issue 6).
+
+For each kind of mistake, over both encodings where the mistake can be written in both (JSON
+text in a StringValue, and inline YAML that Envoy hands over as protobuf Struct bytes):
+`envoy --mode validate` (which loads the module and runs on_configure) must fail and its log
+must carry `invalid plugin configuration: <path>: <problem>`. Two mistakes are also given to a
+real Envoy start, which must exit with the same message instead of serving.
+"""
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from envoy import Envoy, bootstrap, free_port, listener, route, upstream_cluster, upstream_listener, validate, wasm_filter
+
+GOOD = {"allow_origins": ["https://app.example.com"]}
+
+# (id, configuration (dict, or raw JSON text), field path ("" = whole document), problem regex)
+MISTAKES = [
+    ("malformed-json", '{"policy": {"allow_origins": ["*"]}', "", r"configuration is not valid JSON: EOF while parsing"),
+    ("not-an-object", '["https://a.com"]', "", r"must be a JSON object"),
+    ("unknown-top-field", {"polcy": GOOD}, "polcy", r"unknown field \(known fields here: policy, "),
+    ("unknown-policy-field", {"policy": {"allow_origin": ["https://a.com"]}}, "policy.allow_origin",
+     r"unknown field"),
+    ("wrong-type-bool", {"policy": {**GOOD, "allow_credentials": "yes"}}, "policy.allow_credentials",
+     r"expected true or false, found a string"),
+    ("wrong-type-routes", {"routes": ["api"]}, "routes", r"expected a map from name to policy or null, found a list"),
+    ("origin-with-path", {"policy": {"allow_origins": ["https://a.com", "app.example.com/path"]}},
+     "policy.allow_origins[1]", r'"app.example.com/path" is not an origin'),
+    ("origin-trailing-slash", {"policy": {"allow_origins": ["https://app.example.com/"]}},
+     "policy.allow_origins[0]", r"trailing '/': an origin has no path"),
+    ("origin-user-info", {"policy": {"allow_origins": ["https://user@app.example.com"]}},
+     "policy.allow_origins[0]", r"an origin has no user-info"),
+    ("origin-bad-wildcard", {"routes": {"api": {"allow_origins": ["https://app.*.com"]}}},
+     "routes.api.allow_origins[0]", r"'\*' is only allowed as the whole first label"),
+    ("invalid-regex", {"policy": {"allow_origin_string_match": [{"safe_regex": {"google_re2": {}, "regex": "https://(a"}}]}},
+     "policy.allow_origin_string_match[0].safe_regex.regex", r"invalid regular expression"),
+    ("negative-max-age", {"policy": {**GOOD, "max_age": -1}}, "policy.max_age",
+     r"expected a non-negative number of seconds, found -1"),
+    ("non-numeric-max-age", {"policy": {**GOOD, "max_age": "ten"}}, "policy.max_age",
+     r'expected a non-negative number of seconds, found "ten"'),
+    ("fractional-max-age", {"policy": {**GOOD, "max_age": 1.5}}, "policy.max_age",
+     r"expected a non-negative number of seconds, found 1.5"),
+    ("star-with-credentials", {"policy": {"allow_origins": ["*"], "allow_credentials": True}},
+     "policy.allow_credentials", r'true together with an allow-any origin \("\*"\)'),
+    ("star-matcher-with-credentials",
+     {"virtual_hosts": {"vh": {"allow_origin_string_match": [{"exact": "*"}], "allow_credentials": True}}},
+     "virtual_hosts.vh.allow_credentials", r"true together with an allow-any origin"),
+    ("route-entry-string", {"routes": {"api": "https://a.com"}}, "routes.api", r"expected an object, found a string"),
+    ("vhost-entry-bool", {"virtual_hosts": {"vh": True}}, "virtual_hosts.vh", r"expected an object, found a boolean"),
+    ("bad-method-token", {"policy": {**GOOD, "allow_methods": ["GET", "BAD METHOD"]}}, "policy.allow_methods[1]",
+     r'"BAD METHOD" is not a valid method or header name'),
+    ("star-among-headers", {"policy": {**GOOD, "allow_headers": "x-a, *"}}, "policy.allow_headers",
+     r'"\*" must be the only item'),
+]
+
+# Inline Struct: every kind of mistake that can be written in YAML, once (the decoder hands the
+# same tree to the same checks; the JSON cases cover the variants).
+STRUCT_KINDS = ["unknown-policy-field", "wrong-type-bool", "origin-with-path", "invalid-regex", "negative-max-age",
+                "non-numeric-max-age", "star-with-credentials", "route-entry-string"]
+CASES = [(m, "json") for m in MISTAKES] + [(m, "struct") for m in MISTAKES if m[0] in STRUCT_KINDS]
+
+
+def config_for(configuration, encoding):
+    up = free_port()
+    return bootstrap(
+        [upstream_listener(up),
+         listener("bad", free_port(), [wasm_filter(configuration, encoding)],
+                  [{"name": "bad", "domains": ["*"], "routes": [route("r")]}])],
+        [upstream_cluster(up)], free_port())
+
+
+def expected_line(path, problem):
+    where = re.escape(path) + ": " if path else ""
+    return re.compile(r"invalid plugin configuration: " + where + r"[^\n]*" + problem)
+
+
+@pytest.fixture(scope="module")
+def validations():
+    """Every case validated once (a few in parallel: each validation is mostly Envoy start-up)."""
+    def run(case):
+        (name, configuration, _, _), encoding = case
+        return (name, encoding), validate(config_for(configuration, encoding))
+    with ThreadPoolExecutor(4) as pool:
+        return dict(pool.map(run, CASES))
+
+
+@pytest.mark.parametrize("mistake,encoding", CASES, ids=[f"{m[0]}-{e}" for m, e in CASES])
+def test_validate_refuses_the_mistake_and_names_field_and_problem(validations, mistake, encoding):
+    name, _, path, problem = mistake
+    code, output = validations[(name, encoding)]
+    assert code != 0, output[-2000:]
+    assert expected_line(path, problem).search(output), output[-2000:]
+    assert "Unable to create Wasm plugin" in output
+    assert "panicked" not in output
+
+
+def test_a_good_configuration_validates_in_both_encodings():
+    """The control: the same harness with a correct policy passes validation."""
+    for encoding in ("json", "struct"):
+        code, output = validate(config_for({"policy": {**GOOD, "max_age": 600, "allow_credentials": True}}, encoding))
+        assert code == 0, output[-2000:]
+        assert "invalid plugin configuration" not in output
+
+
+@pytest.mark.parametrize("name,encoding", [("star-with-credentials", "struct"), ("invalid-regex", "json")])
+def test_envoy_does_not_start_with_a_refused_configuration(name, encoding):
+    _, configuration, path, problem = next(m for m in MISTAKES if m[0] == name)
+    with pytest.raises(RuntimeError) as refused:
+        envoy = Envoy(config_for(configuration, encoding))
+        envoy.stop()  # only reached if it (wrongly) started
+    message = str(refused.value)
+    assert "Envoy exited" in message, message[-2000:]
+    assert expected_line(path, problem).search(message), message[-2000:]
