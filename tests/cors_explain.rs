@@ -493,3 +493,62 @@ fn several_filters_need_a_listener() {
     ]);
     assert!(ex["config"].as_str().unwrap().contains("\"second\""));
 }
+
+/// Splits a shell command line of the guide (words, 'single-quoted' words).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut in_word = false;
+    for c in line.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            ' ' if !quoted => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                }
+                in_word = false;
+            }
+            c => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+#[test]
+fn troubleshooting_guide_shows_the_real_output_of_cors_explain() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let guide = std::fs::read_to_string(format!("{root}/docs/troubleshooting.md")).unwrap();
+    let mut checked = 0;
+    for block in guide.split("```console\n").skip(1) {
+        let Some((command, rest)) = block.split_once('\n') else {
+            continue;
+        };
+        let Some(args) = command.strip_prefix("$ cors-explain envoy/demo.yaml ") else {
+            continue;
+        };
+        if args.contains("--json") {
+            continue; // abridged in the guide
+        }
+        let shown = rest.split("```").next().unwrap();
+        let out = Command::new(BIN)
+            .current_dir(root)
+            .arg("envoy/demo.yaml")
+            .args(shell_words(args))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{command}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), shown, "{command}");
+        checked += 1;
+    }
+    assert!(checked >= 6, "only {checked} examples found");
+}
