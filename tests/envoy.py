@@ -175,6 +175,13 @@ class Envoy:
         except FileNotFoundError:
             return ""
 
+    def wait_log(self, *needles, timeout=5.0):
+        """The log once it holds every needle (or the timeout passed)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and not all(n in self.log() for n in needles):
+            time.sleep(0.1)
+        return self.log()
+
     def stats(self, filter_text=""):
         _, _, body = request(self.admin_port, "GET", "/stats?filter=" + filter_text)
         return dict(line.split(": ", 1) for line in body.decode().splitlines() if ": " in line)

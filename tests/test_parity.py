@@ -4,37 +4,12 @@ forward_not_matching_preflights, private network access, `*` mirroring, and the 
 /stats and the debug log line for each denial."""
 
 import re
-import subprocess
 import time
 
 import pytest
 
-import envoy as harness
-from envoy import (bootstrap, free_port, header_values, listener, request, route, upstream_cluster,
+from envoy import (Envoy, bootstrap, free_port, header_values, listener, request, route, upstream_cluster,
                    upstream_listener, wasm_filter)
-
-
-class Envoy(harness.Envoy):
-    """The harness's Envoy, with its log file flushed every 100 ms (Envoy's default is 10 s),
-    so that a test can read what the filter logged while Envoy runs."""
-
-    def __init__(self, config, log_level="info"):
-        real_popen = subprocess.Popen
-
-        def popen(args, **kwargs):
-            return real_popen(list(args) + ["--file-flush-interval-msec", "100"], **kwargs)
-
-        harness.subprocess.Popen = popen
-        try:
-            super().__init__(config, log_level)
-        finally:
-            harness.subprocess.Popen = real_popen
-
-    def wait_log(self, *needles, timeout=5.0):
-        deadline = time.time() + timeout
-        while time.time() < deadline and not all(n in self.log() for n in needles):
-            time.sleep(0.1)
-        return self.log()
 
 
 def only(origin, **extra):
