@@ -5,6 +5,7 @@ Chromium is driven with `--dump-dom` and a virtual time budget: one process per 
 DevTools client, nothing downloaded at run time. With CI=true a missing Chromium is an error.
 """
 
+import fcntl
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import time
 
 import yaml
 
-from envoy import ROOT, free_port, request
+from envoy import ROOT, Envoy, free_port, request
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -89,12 +90,37 @@ def port_is_free(port):
         return True
 
 
-def choose_ports(prefer_demo_ports=False):
-    """The demo's own ports when asked and all free (the screenshot then shows the real demo),
-    else free ports."""
-    if prefer_demo_ports and all(port_is_free(p) for p in DEMO_PORTS.values()):
-        return dict(DEMO_PORTS)
+DEMO_PORTS_LOCK = os.path.join(tempfile.gettempdir(), "cors-filter-demo-ports.lock")
+
+
+def claim_demo_ports():
+    """The demo's own ports, when they are all free and no other test run holds them: returns
+    an open lock file to keep (closing it releases the ports), or None. Two test runs at once
+    (several engineers, one machine) must not share an Envoy port: requests would be split
+    between the two Envoys, and a second Envoy failing on the admin port would look ready."""
+    lock = open(DEMO_PORTS_LOCK, "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        return None
+    if all(port_is_free(p) for p in DEMO_PORTS.values()):
+        return lock
+    lock.close()
+    return None
+
+
+def free_ports():
     return {name: free_port() for name in DEMO_PORTS}
+
+
+def start_demo_envoy(ports, access_log):
+    """envoy/demo.yaml on `ports`; fails when that Envoy is not the one answering (it exited)."""
+    envoy = Envoy(demo_config(ports, access_log))
+    time.sleep(0.3)
+    if envoy.proc.poll() is not None:
+        raise RuntimeError(f"Envoy exited with {envoy.proc.returncode}:\n{envoy.log()[-2000:]}")
+    return envoy
 
 
 def demo_config(ports, access_log):
@@ -111,6 +137,9 @@ def demo_config(ports, access_log):
                   lambda m: f'{m.group(1)}:{mapping.get(int(m.group(2)), m.group(2))}"', text)
     config = json.loads(text)
     for listener in config["static_resources"]["listeners"]:
+        # Envoy sets SO_REUSEPORT by default: a second Envoy on the same ports would start and
+        # share the traffic. Without it, a port in use fails the start.
+        listener["enable_reuse_port"] = False
         if listener["name"] == "api":
             hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
             hcm["access_log"] = [{
@@ -124,14 +153,15 @@ def demo_config(ports, access_log):
     return config
 
 
-def read_access_log(path, admin_port):
+def read_access_log(path, admin_port, rounds=50):
     """The API's access log as (method, path, origin, status) tuples. Envoy buffers file access
-    logs (flushed every 10 s by default); POST /reopen_logs makes it write them out now."""
-    status, _, _ = request(admin_port, "POST", "/reopen_logs")
-    assert status == 200
-    lines, last = [], None
-    for _ in range(30):
-        time.sleep(0.1)
+    logs (flushed every 10 s by default); POST /reopen_logs makes it write them out now. Asks
+    again until two flushes 0.2 s apart leave the same content."""
+    last = None
+    for _ in range(rounds):
+        status, _, _ = request(admin_port, "POST", "/reopen_logs")
+        assert status == 200
+        time.sleep(0.2)
         try:
             with open(path) as f:
                 text = f.read()
