@@ -161,7 +161,11 @@ class Envoy:
             try:
                 status, _, body = request(self.admin_port, "GET", "/ready")
                 if status == 200 and body.strip() == b"LIVE":
-                    return
+                    # Another Envoy may hold the admin port (a race on free ports): ours
+                    # would then exit while that one answers /ready.
+                    time.sleep(0.2)
+                    if self.proc.poll() is None:
+                        return
             except OSError:
                 pass
             time.sleep(0.1)
