@@ -110,7 +110,7 @@ impl Config {
 /// Empty bytes are an empty configuration.
 pub fn decode(bytes: &[u8]) -> Result<Value, JsonError> {
     let json = || {
-        serde_json::from_slice(bytes)
+        crate::json_text::parse(bytes)
             .map_err(|e| JsonError::new("", format!("configuration is not valid JSON: {e}")))
     };
     let structpb = || {

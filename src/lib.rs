@@ -17,6 +17,7 @@ pub mod decision;
 pub mod enablement;
 pub mod headers;
 pub mod json;
+pub mod json_text;
 pub mod origin;
 pub mod policy;
 pub mod stats;
