@@ -56,7 +56,10 @@ impl Fraction {
                     Some(other) => {
                         return Err(JsonError::new(
                             p.path_of("denominator"),
-                            format!("expected HUNDRED, TEN_THOUSAND or MILLION, found {other}"),
+                            format!(
+                                "expected HUNDRED, TEN_THOUSAND or MILLION, found {}",
+                                crate::json_text::render(other)
+                            ),
                         ))
                     }
                 };

@@ -294,6 +294,110 @@ impl Parser<'_> {
     }
 }
 
+/// A value as JSON text, for error messages ("found -5", "found \"TEN\""): what serde_json's
+/// `Display` prints, without its serializer (8 KB of Wasm). Floats print with up to 6
+/// decimals; output past 120 characters is cut with "…".
+pub fn render(value: &Value) -> String {
+    let mut out = String::new();
+    render_into(value, &mut out);
+    if out.chars().count() > 120 {
+        out = out.chars().take(119).collect();
+        out.push('…');
+    }
+    out
+}
+
+fn render_into(value: &Value, out: &mut String) {
+    if out.len() > 200 {
+        return;
+    }
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => out.push_str(&u.to_string()),
+            (_, Some(i), _) => out.push_str(&i.to_string()),
+            (_, _, Some(f)) => render_float(f, out),
+            _ => out.push_str("a number"),
+        },
+        Value::String(s) => {
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    c if u32::from(c) < 0x20 => {
+                        out.push_str("\\u00");
+                        for shift in [4, 0] {
+                            let digit = (u32::from(c) >> shift) & 0xf;
+                            out.push(char::from_digit(digit, 16).unwrap_or('0'));
+                        }
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                render_into(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                render_into(&Value::String(key.clone()), out);
+                out.push(':');
+                render_into(item, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// A finite float with up to 6 decimals (trailing zeros dropped), without core's float
+/// formatting; very large or small magnitudes print in scientific notation, roughly.
+fn render_float(f: f64, out: &mut String) {
+    if f < 0.0 || (f == 0.0 && f.is_sign_negative()) {
+        out.push('-');
+    }
+    let mut x = f.abs();
+    let mut exponent = 0;
+    if x >= 1e12 {
+        while x >= 10.0 {
+            x /= 10.0;
+            exponent += 1;
+        }
+    } else if x != 0.0 && x < 1e-6 {
+        while x < 1.0 {
+            x *= 10.0;
+            exponent -= 1;
+        }
+    }
+    let scaled = (x * 1e6).round() as u64;
+    out.push_str(&(scaled / 1_000_000).to_string());
+    let frac = scaled % 1_000_000;
+    out.push('.');
+    if frac == 0 {
+        out.push('0');
+    } else {
+        let digits = format!("{frac:06}");
+        out.push_str(digits.trim_end_matches('0'));
+    }
+    if exponent != 0 {
+        out.push('e');
+        out.push_str(&exponent.to_string());
+    }
+}
+
 /// The value of a valid JSON number. Not core's `str::parse::<f64>`: its correctly rounded
 /// algorithm brings a 10 KB table into the module. This is exact (Clinger's fast path) when
 /// the number has at most 15 significant digits and a decimal exponent within ±22 (every
@@ -426,6 +530,26 @@ mod tests {
                 "{text}: {ours} vs {theirs}"
             );
         }
+    }
+
+    #[test]
+    fn renders_like_serde_json_display() {
+        for text in [
+            r#"{"a":[1,-2,true,null,"x\"y\\z\u0001"],"b":{}}"#,
+            "0.5",
+            "-1.25",
+            "600.0",
+            "-0.0",
+            "18446744073709551615",
+            r#""é""#,
+        ] {
+            let v: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(render(&v), v.to_string(), "{text}");
+        }
+        let long = Value::String("x".repeat(500));
+        assert_eq!(render(&long).chars().count(), 120);
+        assert_eq!(render(&serde_json::json!(1e20)), "1.0e20");
+        assert_eq!(render(&serde_json::json!(-2.5e-9)), "-2.5e-9");
     }
 
     #[test]

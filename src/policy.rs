@@ -144,7 +144,10 @@ fn parse_max_age(v: &Value, path: &str) -> Result<u32, JsonError> {
     let bad = || {
         JsonError::new(
             path,
-            format!("expected a non-negative number of seconds, found {v}"),
+            format!(
+                "expected a non-negative number of seconds, found {}",
+                crate::json_text::render(v)
+            ),
         )
     };
     match v {
