@@ -177,12 +177,8 @@ impl HttpContext for CorsHttp {
         };
         // One call for `:method` and, on an OPTIONS, the three preflight headers: cheaper than
         // a second single read on a preflight, and no dearer on an actual request.
-        let all = self.get_http_request_headers_bytes();
-        let find = |name: &str| {
-            all.iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_slice())
-        };
+        let all = HeaderPairs::read(REQUEST_HEADERS);
+        let find = |name: &str| all.find(name);
         let method = find(":method").unwrap_or_default();
         let is_options = method == b"OPTIONS";
         let request = Request {
@@ -250,7 +246,13 @@ impl HttpContext for CorsHttp {
             reason,
         } = &self.pending
         {
-            let existing = self.get_http_response_headers_bytes();
+            // Only the headers the edits look at (CORS headers, Vary), so that an ordinary
+            // response costs one host call and no allocation per header.
+            let existing: Vec<(String, Vec<u8>)> = HeaderPairs::read(RESPONSE_HEADERS)
+                .iter()
+                .filter(|(n, _)| n.starts_with(b"access-control-") || *n == b"vary")
+                .filter_map(|(n, v)| Some((String::from_utf8(n.to_vec()).ok()?, v.to_vec())))
+                .collect();
             for (name, value) in
                 decision::response_edits(*plan, policy, origin, reason.as_deref(), &existing)
             {
@@ -339,5 +341,70 @@ impl CorsHttp {
         x ^= x << 17;
         self.random.set(x);
         (x >> 32) as u32
+    }
+}
+
+/// `proxy_get_header_map_pairs` map types (proxy-wasm ABI 0.2.1).
+const REQUEST_HEADERS: u32 = 0;
+const RESPONSE_HEADERS: u32 = 2;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
+}
+
+/// Every header of a map in one host call, kept as the host's serialization and read in
+/// place: the SDK's `get_http_*_headers_bytes` would allocate a `String` and a `Vec` per header
+/// (and panic on a non-Ok status, which this turns into "no headers").
+/// Layout: u32 count, count × (u32 name length, u32 value length), then each name and value
+/// followed by a NUL.
+struct HeaderPairs {
+    buf: Vec<u8>,
+}
+
+impl HeaderPairs {
+    fn read(map_type: u32) -> HeaderPairs {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: the host writes a buffer it allocated through the SDK's
+        // `proxy_on_memory_allocate` (a boxed slice of exactly `size` bytes), which we own
+        // from here on, as the SDK's own `get_map_bytes` does.
+        let buf = unsafe {
+            if proxy_get_header_map_pairs(map_type, &mut data, &mut size) != 0 || data.is_null() {
+                Vec::new()
+            } else {
+                Vec::from_raw_parts(data, size, size)
+            }
+        };
+        HeaderPairs { buf }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let buf = self.buf.as_slice();
+        let u32_at = move |at: usize| -> Option<usize> {
+            let b: [u8; 4] = buf.get(at..at.checked_add(4)?)?.try_into().ok()?;
+            Some(u32::from_le_bytes(b) as usize)
+        };
+        let count = u32_at(0).unwrap_or(0);
+        let mut data = count.saturating_mul(8).saturating_add(4);
+        (0..count).map_while(move |i| {
+            let name_len = u32_at(i.checked_mul(8)?.checked_add(4)?)?;
+            let value_len = u32_at(i.checked_mul(8)?.checked_add(8)?)?;
+            let name = buf.get(data..data.checked_add(name_len)?)?;
+            let value_at = data.checked_add(name_len)?.checked_add(1)?;
+            let value = buf.get(value_at..value_at.checked_add(value_len)?)?;
+            data = value_at.checked_add(value_len)?.checked_add(1)?;
+            Some((name, value))
+        })
+    }
+
+    fn find(&self, name: &str) -> Option<&[u8]> {
+        self.iter()
+            .find(|(n, _)| *n == name.as_bytes())
+            .map(|(_, v)| v)
     }
 }
