@@ -527,7 +527,7 @@ fn shell_words(line: &str) -> Vec<String> {
 #[test]
 fn troubleshooting_guide_shows_the_real_output_of_cors_explain() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let guide = std::fs::read_to_string(format!("{root}/docs/troubleshooting.md")).unwrap();
+    let guide = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
     let mut checked = 0;
     for block in guide.split("```console\n").skip(1) {
         let Some((command, rest)) = block.split_once('\n') else {

@@ -9,7 +9,7 @@ same upstream, one Envoy. Each request goes to three listeners:
 Responses are compared by what a browser concludes (tests/fetch_model.py: the Fetch standard's
 CORS check and CORS-preflight check, with and without credentials): allowed or not, readable
 headers, max-age, and whether the request reached the upstream. Any difference not in the
-documented list of intentional ones (docs/migration.md) fails the test.
+documented list of intentional ones (README.md, "Migrating from Envoy's CORS filter") fails the test.
 """
 
 import http.client
@@ -331,7 +331,7 @@ def raw_differences(case, native, ours):
     return found
 
 
-# Intentional differences in what a browser concludes, each documented in docs/migration.md.
+# Intentional differences in what a browser concludes, each documented in README.md, "Migrating from Envoy's CORS filter".
 # Each is accepted only where ours grants less than native (never more), and forwards the same.
 def intentional(case, native, ours):
     kind, route, origin, *_ = case
