@@ -234,5 +234,43 @@ def request(port, method, path="/", headers=(), host="test.local", timeout=5):
         conn.close()
 
 
+class Client:
+    """Kept-alive HTTP/1.1 connections, one per port, for tests that send many requests;
+    reconnects once when Envoy has closed one. `send` returns (status, [(name, value)])."""
+
+    def __init__(self):
+        self.conns = {}
+
+    def send(self, port, method, path="/", headers=(), host="test.local"):
+        for attempt in (0, 1):
+            conn = self.conns.get(port) or http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            self.conns[port] = conn
+            try:
+                conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+                conn.putheader("host", host)
+                for name, value in headers:
+                    conn.putheader(name, value)
+                if method in ("POST", "PUT", "PATCH"):
+                    conn.putheader("content-length", "0")
+                conn.endheaders()
+                resp = conn.getresponse()
+                resp.read()
+                result = resp.status, [(k.lower(), v) for k, v in resp.getheaders()]
+                if resp.will_close:
+                    conn.close()
+                    del self.conns[port]
+                return result
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                self.conns.pop(port, None)
+                if attempt:
+                    raise
+
+    def close(self):
+        for conn in self.conns.values():
+            conn.close()
+        self.conns = {}
+
+
 def header_values(headers, name):
     return [v for k, v in headers if k == name]

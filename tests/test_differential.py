@@ -12,7 +12,6 @@ headers, max-age, and whether the request reached the upstream. Any difference n
 documented list of intentional ones (README.md, "Migrating from Envoy's CORS filter") fails the test.
 """
 
-import http.client
 import itertools
 import os
 import random
@@ -151,42 +150,6 @@ HEADER_SETS = [
 ]
 
 
-class Client:
-    """One kept-alive HTTP/1.1 connection to a listener; reconnects when Envoy closes it."""
-
-    def __init__(self, port):
-        self.port = port
-        self.conn = None
-
-    def send(self, method, path, headers):
-        for attempt in (1, 2):
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-            try:
-                self.conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-                self.conn.putheader("host", "test.local")
-                for name, value in headers:
-                    self.conn.putheader(name, value)
-                if method in ("POST", "PUT", "PATCH"):
-                    self.conn.putheader("content-length", "0")
-                self.conn.endheaders()
-                resp = self.conn.getresponse()
-                resp.read()
-                result = resp.status, [(k.lower(), v) for k, v in resp.getheaders()]
-                if resp.will_close:
-                    self.close()
-                return result
-            except (http.client.HTTPException, OSError):
-                self.close()
-                if attempt == 2:
-                    raise
-
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-
 def plain_route(name):
     r = envoy.route(name, prefix=f"/{name}/")
     if name in UPSTREAM_CORS_ROUTES:
@@ -225,10 +188,9 @@ def proxies():
                        vhost([metadata_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])),
     ]
     proc = envoy.Envoy(envoy.bootstrap(listeners, [envoy.upstream_cluster(ports["upstream"])], ports["admin"]))
-    clients = {k: Client(ports[k]) for k in ("native", "ours", "meta")}
-    yield proc, clients
-    for c in clients.values():
-        c.close()
+    client = envoy.Client()
+    yield proc, client, ports
+    client.close()
     proc.stop()
 
 
@@ -345,7 +307,7 @@ def intentional(case, native, ours):
 
 
 def test_native_and_ours_agree_on_every_browser_conclusion(proxies, capsys):
-    proc, clients = proxies
+    proc, client, ports = proxies
     all_cases = cases()
     browser_diffs = Counter()
     unexplained = []
@@ -356,7 +318,7 @@ def test_native_and_ours_agree_on_every_browser_conclusion(proxies, capsys):
         kind, route = case[0], case[1]
         path = f"/{route}/x"
         headers = request_headers(case)
-        responses = {name: clients[name].send("OPTIONS" if kind == "preflight" else case[3], path, headers)
+        responses = {name: client.send(ports[name], "OPTIONS" if kind == "preflight" else case[3], path, headers)
                      for name in ("native", "ours", "meta")}
         native = conclusion(case, *responses["native"])
         if native["without credentials"] is not None:

@@ -16,7 +16,6 @@ CORS response header, `Vary` and `x-cors-reason`. Zero differences allowed. Then
 must hold cors-explain's reason for every refusal, and /stats the counters cors-explain named.
 """
 
-import http.client
 import json
 import os
 import random
@@ -208,40 +207,6 @@ def generate(n, seed=10):
     return out
 
 
-class Client:
-    """Keep-alive HTTP/1.1 connections, one per port; reconnects when Envoy closes one."""
-
-    def __init__(self):
-        self.conns = {}
-
-    def send(self, port, method, path, host, headers):
-        for attempt in (0, 1):
-            conn = self.conns.get(port) or http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            self.conns[port] = conn
-            try:
-                conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-                conn.putheader("host", host)
-                for name, value in headers:
-                    conn.putheader(name, value)
-                conn.endheaders()
-                resp = conn.getresponse()
-                resp.read()
-                result = resp.status, [(k.lower(), v) for k, v in resp.getheaders()]
-                if resp.getheader("connection", "").lower() == "close":
-                    conn.close()
-                    del self.conns[port]
-                return result
-            except (http.client.HTTPException, OSError):
-                conn.close()
-                self.conns.pop(port, None)
-                if attempt:
-                    raise
-
-    def close(self):
-        for c in self.conns.values():
-            c.close()
-
-
 def wire_headers(req):
     h = []
     if "origin" in req:
@@ -289,11 +254,11 @@ def results(proxy):
     explained = {}
     for listener in TARGETS:
         explained.update(explain_batch(proxy, listener, [r for l, _, _, r in cases if l == listener]))
-    client = Client()
+    client = envoy.Client()
     start = time.time()
     try:
         answers = {
-            req["id"]: client.send(proxy["ports"][listener], req["method"], path, host, wire_headers(req))
+            req["id"]: client.send(proxy["ports"][listener], req["method"], path, wire_headers(req), host)
             for listener, host, path, req in cases
         }
     finally:
