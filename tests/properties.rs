@@ -288,8 +288,10 @@ fn header_list() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-fn request_parts(
-) -> impl Strategy<Value = (Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>, bool)> {
+/// Origin, method, Access-Control-Request-Method, -Request-Headers, private network.
+type RequestParts = (Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>, bool);
+
+fn request_parts() -> impl Strategy<Value = RequestParts> {
     (
         origin_bytes(),
         prop_oneof![
