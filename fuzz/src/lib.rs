@@ -1,0 +1,428 @@
+//! Shared pieces of the fuzz targets: a structured generator of plugin configurations (so the
+//! fuzzer reaches deep into policy validation instead of stopping at the JSON parser), a
+//! protobuf `Struct` encoder (Envoy's inline-YAML encoding), and the invariants every decision
+//! must keep. A broken invariant panics, which libFuzzer reports as a crash.
+
+use arbitrary::Arbitrary;
+use cors_filter::decision::{Action, Decision, Request, ResponsePlan};
+use cors_filter::policy::Policy;
+use serde_json::{Map, Number, Value};
+
+/// Strings that matter to a CORS policy; the fuzzer picks them by index or writes its own.
+pub const POOL: &[&str] = &[
+    "*",
+    "null",
+    "",
+    "https://app.example.com",
+    "https://",
+    "https://*.example.com",
+    "http://localhost:8080",
+    "HTTPS://App.Example.com:443",
+    "https://app.example.com/",
+    "https://user@app.example.com",
+    "https://app.example.com:0",
+    "https://app.*.com",
+    "https://[::1]:8443",
+    "https://xn--bcher-kva.example",
+    "app.example.com",
+    "GET, POST",
+    "x-a, X-B",
+    "GET, *",
+    "BAD METHOD",
+    "authorization",
+    "content-type",
+    "600",
+    "-1",
+    "ten",
+    "(",
+    "https://[a-z]+\\.example\\.com",
+    ".*",
+    "a\r\nb",
+    "\u{0}",
+    "é",
+    "HUNDRED",
+    "MILLION",
+];
+
+#[derive(Arbitrary, Debug, Clone)]
+pub enum Str {
+    Pool(u8),
+    Own(String),
+}
+
+impl Str {
+    pub fn value(&self) -> String {
+        match self {
+            Str::Pool(i) => POOL[usize::from(*i) % POOL.len()].to_owned(),
+            Str::Own(s) => s.clone(),
+        }
+    }
+}
+
+/// A JSON value the fuzzer may put where the policy expects something else.
+#[derive(Arbitrary, Debug, Clone)]
+pub enum Loose {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Str),
+    List(Vec<Str>),
+    Object(Vec<(Str, Str)>),
+}
+
+impl Loose {
+    pub fn value(&self) -> Value {
+        match self {
+            Loose::Null => Value::Null,
+            Loose::Bool(b) => Value::Bool(*b),
+            Loose::Int(i) => Value::Number((*i).into()),
+            Loose::Float(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
+            Loose::Str(s) => Value::String(s.value()),
+            Loose::List(l) => Value::Array(l.iter().map(|s| Value::String(s.value())).collect()),
+            Loose::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, v)| (k.value(), Value::String(v.value())))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone)]
+pub enum Field<T> {
+    Absent,
+    Good(T),
+    /// Anything at all in this field's place: wrong types, bad values.
+    Bad(Loose),
+}
+
+#[derive(Arbitrary, Debug, Clone)]
+pub enum MatcherKind {
+    Exact,
+    Prefix,
+    Suffix,
+    Contains,
+    Regex,
+}
+
+#[derive(Arbitrary, Debug, Clone)]
+pub struct Matcher {
+    pub kind: MatcherKind,
+    pub pattern: Str,
+    pub ignore_case: Option<bool>,
+}
+
+#[derive(Arbitrary, Debug, Clone)]
+pub enum Tokens {
+    Star,
+    Csv(Str),
+    List(Vec<Str>),
+}
+
+#[derive(Arbitrary, Debug, Clone)]
+pub struct Percent {
+    pub numerator: u32,
+    pub denominator: u8,
+    pub runtime_key: Option<Str>,
+}
+
+#[derive(Arbitrary, Debug, Clone)]
+pub struct ArbPolicy {
+    pub allow_origins: Field<Vec<Str>>,
+    pub allow_origin_string_match: Field<Vec<Matcher>>,
+    pub allow_methods: Field<Tokens>,
+    pub allow_headers: Field<Tokens>,
+    pub expose_headers: Field<Tokens>,
+    pub max_age: Field<u32>,
+    pub allow_credentials: Field<bool>,
+    pub allow_private_network_access: Field<bool>,
+    pub forward_not_matching_preflights: Field<bool>,
+    pub debug_reason_header: Field<bool>,
+    pub filter_enabled: Field<Percent>,
+    pub shadow_enabled: Field<Percent>,
+    pub unknown: Option<(Str, Loose)>,
+}
+
+fn strs(list: &[Str]) -> Value {
+    Value::Array(list.iter().map(|s| Value::String(s.value())).collect())
+}
+
+fn tokens(t: &Tokens) -> Value {
+    match t {
+        Tokens::Star => Value::String("*".into()),
+        Tokens::Csv(s) => Value::String(s.value()),
+        Tokens::List(l) => strs(l),
+    }
+}
+
+fn percent(p: &Percent) -> Value {
+    let mut m = Map::new();
+    let denominators = ["HUNDRED", "TEN_THOUSAND", "MILLION", "BILLION"];
+    let mut dv = Map::new();
+    dv.insert("numerator".into(), p.numerator.into());
+    dv.insert(
+        "denominator".into(),
+        denominators[usize::from(p.denominator) % denominators.len()].into(),
+    );
+    m.insert("default_value".into(), Value::Object(dv));
+    if let Some(k) = &p.runtime_key {
+        m.insert("runtime_key".into(), Value::String(k.value()));
+    }
+    Value::Object(m)
+}
+
+fn put<T>(m: &mut Map<String, Value>, key: &str, field: &Field<T>, good: impl Fn(&T) -> Value) {
+    match field {
+        Field::Absent => {}
+        Field::Good(v) => {
+            m.insert(key.into(), good(v));
+        }
+        Field::Bad(l) => {
+            m.insert(key.into(), l.value());
+        }
+    }
+}
+
+impl ArbPolicy {
+    pub fn value(&self) -> Value {
+        let mut m = Map::new();
+        put(&mut m, "allow_origins", &self.allow_origins, |l| strs(l));
+        put(
+            &mut m,
+            "allow_origin_string_match",
+            &self.allow_origin_string_match,
+            |l| {
+                Value::Array(
+                    l.iter()
+                        .map(|mt| {
+                            let mut o = Map::new();
+                            let p = Value::String(mt.pattern.value());
+                            match mt.kind {
+                                MatcherKind::Exact => o.insert("exact".into(), p),
+                                MatcherKind::Prefix => o.insert("prefix".into(), p),
+                                MatcherKind::Suffix => o.insert("suffix".into(), p),
+                                MatcherKind::Contains => o.insert("contains".into(), p),
+                                MatcherKind::Regex => o.insert(
+                                    "safe_regex".into(),
+                                    serde_json::json!({"google_re2": {}, "regex": p}),
+                                ),
+                            };
+                            if let Some(ic) = mt.ignore_case {
+                                o.insert("ignore_case".into(), ic.into());
+                            }
+                            Value::Object(o)
+                        })
+                        .collect(),
+                )
+            },
+        );
+        put(&mut m, "allow_methods", &self.allow_methods, tokens);
+        put(&mut m, "allow_headers", &self.allow_headers, tokens);
+        put(&mut m, "expose_headers", &self.expose_headers, tokens);
+        put(&mut m, "max_age", &self.max_age, |n| (*n).into());
+        put(&mut m, "allow_credentials", &self.allow_credentials, |b| {
+            (*b).into()
+        });
+        put(
+            &mut m,
+            "allow_private_network_access",
+            &self.allow_private_network_access,
+            |b| (*b).into(),
+        );
+        put(
+            &mut m,
+            "forward_not_matching_preflights",
+            &self.forward_not_matching_preflights,
+            |b| (*b).into(),
+        );
+        put(
+            &mut m,
+            "debug_reason_header",
+            &self.debug_reason_header,
+            |b| (*b).into(),
+        );
+        put(&mut m, "filter_enabled", &self.filter_enabled, percent);
+        put(&mut m, "shadow_enabled", &self.shadow_enabled, percent);
+        if let Some((k, v)) = &self.unknown {
+            m.insert(k.value(), v.value());
+        }
+        Value::Object(m)
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone)]
+pub struct ArbConfig {
+    pub policy: Option<ArbPolicy>,
+    pub routes: Field<Vec<(Str, Option<ArbPolicy>)>>,
+    pub virtual_hosts: Field<Vec<(Str, Option<ArbPolicy>)>>,
+    pub route_metadata_namespace: Field<Option<Str>>,
+}
+
+impl ArbConfig {
+    pub fn value(&self) -> Value {
+        let mut m = Map::new();
+        if let Some(p) = &self.policy {
+            m.insert("policy".into(), p.value());
+        }
+        let map = |l: &Vec<(Str, Option<ArbPolicy>)>| {
+            Value::Object(
+                l.iter()
+                    .map(|(k, p)| (k.value(), p.as_ref().map_or(Value::Null, ArbPolicy::value)))
+                    .collect(),
+            )
+        };
+        put(&mut m, "routes", &self.routes, map);
+        put(&mut m, "virtual_hosts", &self.virtual_hosts, map);
+        put(
+            &mut m,
+            "route_metadata_namespace",
+            &self.route_metadata_namespace,
+            |s| s.as_ref().map_or(Value::Null, |s| Value::String(s.value())),
+        );
+        Value::Object(m)
+    }
+}
+
+// ---- protobuf Struct encoding (what Envoy hands over for an inline YAML configuration) ----
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn len_field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    out.push(tag);
+    varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn encode_value(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    match v {
+        Value::Null => {
+            out.push(0x08);
+            out.push(0);
+        }
+        Value::Number(n) => {
+            out.push(0x11);
+            out.extend_from_slice(&n.as_f64().unwrap_or(0.0).to_le_bytes());
+        }
+        Value::String(s) => len_field(&mut out, 0x1a, s.as_bytes()),
+        Value::Bool(b) => {
+            out.push(0x20);
+            out.push(u8::from(*b));
+        }
+        Value::Object(_) => len_field(&mut out, 0x2a, &encode_struct(v)),
+        Value::Array(items) => {
+            let mut list = Vec::new();
+            for item in items {
+                len_field(&mut list, 0x0a, &encode_value(item));
+            }
+            len_field(&mut out, 0x32, &list);
+        }
+    }
+    out
+}
+
+/// `google.protobuf.Struct` wire bytes of a JSON object (other values: empty Struct).
+pub fn encode_struct(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Value::Object(map) = v {
+        for (k, v) in map {
+            let mut entry = Vec::new();
+            len_field(&mut entry, 0x0a, k.as_bytes());
+            len_field(&mut entry, 0x12, &encode_value(v));
+            len_field(&mut out, 0x0a, &entry);
+        }
+    }
+    out
+}
+
+// ---- invariants ----
+
+/// A header value we may put on the wire: visible ASCII, space and tab only (no CR, LF, NUL,
+/// other controls or non-ASCII bytes), no leading or trailing whitespace.
+pub fn valid_header_value(v: &[u8]) -> bool {
+    v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        && !v.first().is_some_and(|b| *b == b' ' || *b == b'\t')
+        && !v.last().is_some_and(|b| *b == b' ' || *b == b'\t')
+}
+
+/// Checks what a decision says against the policy; panics (a fuzz finding) on a violation.
+pub fn check_decision(policy: &Policy, request: &Request, decision: &Decision) {
+    let matched = std::str::from_utf8(request.origin)
+        .ok()
+        .and_then(|o| policy.origins.matches(o, policy.allow_credentials));
+    if let Action::Reply { status, headers } = &decision.action {
+        assert!(*status == 200 || *status == 403, "status {status}");
+        for (name, value) in headers {
+            assert!(
+                valid_header_value(value.as_bytes()),
+                "invalid value for {name}: {value:?}"
+            );
+        }
+        let acao: Vec<&str> = headers
+            .iter()
+            .filter(|(n, _)| *n == "access-control-allow-origin")
+            .map(|(_, v)| v.as_ref())
+            .collect();
+        assert!(acao.len() <= 1, "several ACAO: {acao:?}");
+        if let Some(acao) = acao.first() {
+            check_acao(policy, request, acao.as_bytes(), matched.is_some());
+        } else {
+            assert!(
+                headers
+                    .iter()
+                    .all(|(n, _)| !n.starts_with("access-control-")),
+                "CORS headers without ACAO: {headers:?}"
+            );
+        }
+    }
+    if matched.is_none() {
+        assert!(
+            decision.denial.is_some(),
+            "origin {:?} allowed but not matched",
+            request.origin
+        );
+    }
+}
+
+fn check_acao(policy: &Policy, request: &Request, acao: &[u8], matched: bool) {
+    assert!(
+        matched,
+        "ACAO {acao:?} for an origin the policy does not match"
+    );
+    if acao == b"*" {
+        assert!(!policy.allow_credentials, "ACAO * with credentials");
+    } else {
+        assert_eq!(acao, request.origin, "ACAO is not the request's origin");
+    }
+}
+
+/// Checks the response edits of a forwarded request.
+pub fn check_edits(
+    policy: &Policy,
+    request: &Request,
+    plan: ResponsePlan,
+    edits: &[(&'static str, Option<std::borrow::Cow<'_, [u8]>>)],
+) {
+    let matched = std::str::from_utf8(request.origin)
+        .ok()
+        .and_then(|o| policy.origins.matches(o, policy.allow_credentials))
+        .is_some();
+    for (name, value) in edits {
+        if let Some(v) = value {
+            assert!(valid_header_value(v), "invalid edit {name}: {v:?}");
+            if *name == "access-control-allow-origin" {
+                check_acao(policy, request, v, matched);
+            }
+        }
+        if matches!(plan, ResponsePlan::Deny) && name.starts_with("access-control-") {
+            assert!(value.is_none(), "a refused response gets {name}");
+        }
+    }
+}
