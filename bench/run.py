@@ -234,6 +234,11 @@ class Envoy:
             time.sleep(0.05)
         self.ready_seconds = time.monotonic() - started
 
+    def cpu_seconds(self):
+        """User + system CPU time the process used so far (all its threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_kib(self):
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -334,7 +339,7 @@ def configure_in_envoy():
 
 # ---------------------------------------------------------------- the run
 
-def run_rounds(proxy_ports, tmp, scenarios):
+def run_rounds(proxy_ports, tmp, scenarios, proxy):
     """{scenario: {listener: [per-round result]}}"""
     runs = {s: {l: [] for l in ls} for s, ls in scenarios.items()}
     scripts = {s: lua_script(s, tmp) for s in scenarios}
@@ -346,7 +351,11 @@ def run_rounds(proxy_ports, tmp, scenarios):
         for s, ls in scenarios.items():
             order = ls[r % len(ls):] + ls[:r % len(ls)]
             for l in order:
+                cpu_before = proxy.cpu_seconds()
                 result = wrk(proxy_ports[l], scripts[s], SECONDS)
+                # The proxy Envoy's own CPU per request: much less disturbed than req/s by
+                # whatever else runs on the machine (it still moves with cache and frequency).
+                result["cpu_us_per_req"] = (proxy.cpu_seconds() - cpu_before) * 1e6 / max(result["requests"], 1)
                 runs[s][l].append(result)
             print(f"  round {r + 1}/{ROUNDS} {s}: " +
                   "  ".join(f"{l} {runs[s][l][-1]['rps']:.0f}" for l in ls), flush=True)
@@ -361,12 +370,13 @@ RATIOS = [("ours", "native"), ("ours", "floor"), ("ours", "none"), ("floor", "na
 def summarize(runs):
     summary = {}
     for s, by_listener in runs.items():
-        row = {"listeners": {}, "ratios": {}}
+        row = {"listeners": {}, "ratios": {}, "cpu_ratios": {}}
         for l, results in by_listener.items():
             row["listeners"][l] = {
                 "rps_median": statistics.median(r["rps"] for r in results),
                 "p50_us_median": statistics.median(r["p50_us"] for r in results),
                 "p99_us_median": statistics.median(r["p99_us"] for r in results),
+                "proxy_cpu_us_per_req_median": statistics.median(r["cpu_us_per_req"] for r in results),
                 "non2xx": sum(r["non2xx"] for r in results),
                 "socket_errors": sum(r["socket_errors"] for r in results),
                 "rps_per_round": [round(r["rps"]) for r in results],
@@ -376,6 +386,13 @@ def summarize(runs):
                 per_round = [x["rps"] / y["rps"] for x, y in zip(by_listener[a], by_listener[b])]
                 row["ratios"][f"{a}/{b}"] = {"median": statistics.median(per_round),
                                              "per_round": [round(v, 3) for v in per_round]}
+                # The same comparison from the proxy's CPU per request (b's cost / a's cost:
+                # the throughput ratio a CPU-bound proxy would show).
+                per_round = [y["cpu_us_per_req"] / x["cpu_us_per_req"]
+                             for x, y in zip(by_listener[a], by_listener[b]) if x["cpu_us_per_req"] > 0]
+                if per_round:
+                    row["cpu_ratios"][f"{a}/{b}"] = {"median": statistics.median(per_round),
+                                                     "per_round": [round(v, 3) for v in per_round]}
         summary[s] = row
     return summary
 
@@ -398,20 +415,22 @@ def table(results):
                  f"wrk -t1 -c{results['connections']}, listeners interleaved (order rotated each round); "
                  "ratios per round, then median.")
     lines.append("")
-    lines.append("| scenario | listener | req/s (median) | p50 µs | p99 µs | non-2xx |")
-    lines.append("|---|---|---:|---:|---:|---:|")
+    lines.append("| scenario | listener | req/s (median) | p50 µs | p99 µs | proxy CPU µs/req | non-2xx |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|")
     for s, row in results["scenarios"].items():
         for l, v in row["listeners"].items():
             lines.append(f"| {s} | {l} | {v['rps_median']:.0f} | {v['p50_us_median']:.0f} | "
-                         f"{v['p99_us_median']:.0f} | {v['non2xx']} |")
+                         f"{v['p99_us_median']:.0f} | {v['proxy_cpu_us_per_req_median']:.1f} | {v['non2xx']} |")
     lines.append("")
-    lines.append("| scenario | ratio (req/s, median of per-round ratios) | value | target | met |")
-    lines.append("|---|---|---:|---:|---|")
+    lines.append("| scenario | ratio | req/s ratio (median of per-round) | CPU-per-request ratio | target | met (req/s) |")
+    lines.append("|---|---|---:|---:|---:|---|")
     for s, row in results["scenarios"].items():
         for name, v in row["ratios"].items():
             target = TARGETS.get((s, name))
             met = "" if target is None else ("yes" if v["median"] >= target else "no")
-            lines.append(f"| {s} | {name} | {v['median']:.3f} | "
+            cpu = row.get("cpu_ratios", {}).get(name)
+            cpu_text = "" if cpu is None else f"{cpu['median']:.3f}"
+            lines.append(f"| {s} | {name} | {v['median']:.3f} | {cpu_text} | "
                          f"{'' if target is None else f'≥ {target:.2f}'} | {met} |")
     lines.append("")
     sz = results["sizes"]
@@ -480,7 +499,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="cors-bench-lua-")
     try:
         print(f"benchmark: {ROUNDS} rounds x {SECONDS} s, listeners {', '.join(names)}", flush=True)
-        runs = run_rounds(ports, tmp, scenarios)
+        runs = run_rounds(ports, tmp, scenarios, proxy)
     finally:
         proxy.stop()
         upstream.stop()
