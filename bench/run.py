@@ -363,7 +363,7 @@ def run_rounds(proxy_ports, tmp, scenarios, proxy):
 
 
 RATIOS = [("ours", "native"), ("ours", "floor"), ("ours", "none"), ("floor", "native"),
-          ("native", "none"), ("ours_nometa", "ours"), ("ours_skip", "ours"), ("ours_skip", "none"),
+          ("native", "none"), ("floor", "none"), ("ours_nometa", "ours"), ("ours_skip", "ours"), ("ours_skip", "none"),
           ("ours_10k", "ours_1route")]
 
 
