@@ -5,6 +5,7 @@
 
 use crate::config::Config;
 use crate::decision::{self, Action, Request, ResponsePlan};
+use crate::header_pairs;
 use crate::headers::*;
 use crate::policy::Policy;
 use crate::stats;
@@ -358,10 +359,8 @@ extern "C" {
 }
 
 /// Every header of a map in one host call, kept as the host's serialization and read in
-/// place: the SDK's `get_http_*_headers_bytes` would allocate a `String` and a `Vec` per header
-/// (and panic on a non-Ok status, which this turns into "no headers").
-/// Layout: u32 count, count × (u32 name length, u32 value length), then each name and value
-/// followed by a NUL.
+/// place (`header_pairs`): the SDK's `get_http_*_headers_bytes` would allocate a `String` and a
+/// `Vec` per header (and panic on a non-Ok status, which this turns into "no headers").
 struct HeaderPairs {
     buf: Vec<u8>,
 }
@@ -384,27 +383,10 @@ impl HeaderPairs {
     }
 
     fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        let buf = self.buf.as_slice();
-        let u32_at = move |at: usize| -> Option<usize> {
-            let b: [u8; 4] = buf.get(at..at.checked_add(4)?)?.try_into().ok()?;
-            Some(u32::from_le_bytes(b) as usize)
-        };
-        let count = u32_at(0).unwrap_or(0);
-        let mut data = count.saturating_mul(8).saturating_add(4);
-        (0..count).map_while(move |i| {
-            let name_len = u32_at(i.checked_mul(8)?.checked_add(4)?)?;
-            let value_len = u32_at(i.checked_mul(8)?.checked_add(8)?)?;
-            let name = buf.get(data..data.checked_add(name_len)?)?;
-            let value_at = data.checked_add(name_len)?.checked_add(1)?;
-            let value = buf.get(value_at..value_at.checked_add(value_len)?)?;
-            data = value_at.checked_add(value_len)?.checked_add(1)?;
-            Some((name, value))
-        })
+        header_pairs::iter(&self.buf)
     }
 
     fn find(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|(n, _)| *n == name.as_bytes())
-            .map(|(_, v)| v)
+        header_pairs::find(&self.buf, name)
     }
 }

@@ -15,6 +15,7 @@
 pub mod config;
 pub mod decision;
 pub mod enablement;
+pub mod header_pairs;
 pub mod headers;
 pub mod json;
 pub mod json_text;
