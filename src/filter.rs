@@ -93,6 +93,8 @@ impl RootContext for CorsRoot {
     }
 
     fn on_tick(&mut self) {
+        // Follows a log level changed at run time (admin `/logging?wasm=debug`) within a second.
+        sync_log_level();
         for (index, count) in self.counts.drain() {
             if let Some(&id) = self.metric_ids.get(index) {
                 let _ = hostcalls::increment_metric(id, count as i64);
@@ -312,13 +314,19 @@ impl CorsHttp {
                         MetadataPolicy::Policy(Rc::new(policy))
                     }
                     Err(e) => {
-                        log::error!("invalid policy, CORS is off on this route: {e}");
+                        log::error!(
+                            "invalid policy, CORS is off on this route: {e} (first seen on route {})",
+                            self.route_name_for_log()
+                        );
                         MetadataPolicy::Invalid
                     }
                 }
             }
             Err(e) => {
-                log::error!("unreadable {path}, CORS is off on this route: {e}");
+                log::error!(
+                    "unreadable {path}, CORS is off on this route: {e} (first seen on route {})",
+                    self.route_name_for_log()
+                );
                 MetadataPolicy::Invalid
             }
         };
@@ -328,6 +336,14 @@ impl CorsHttp {
         }
         cache.insert(bytes, decoded.clone());
         decoded
+    }
+
+    /// The route's name, quoted and escaped, for a log line on a rare path (one host call).
+    fn route_name_for_log(&self) -> String {
+        let name = self
+            .get_property(vec!["xds", "route_name"])
+            .unwrap_or_default();
+        format!("{:?}", String::from_utf8_lossy(&name))
     }
 
     /// A random number when `needed` (a partial filter_enabled / shadow_enabled), else 0,

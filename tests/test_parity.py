@@ -140,6 +140,7 @@ def test_invalid_route_metadata_policy_turns_cors_off_there_and_is_logged(proxy)
         assert resp[0] == 200 and forwarded(resp) and cors_headers(resp) == []
     log = envoy.wait_log("filter_metadata.cors.allow")
     assert "route metadata filter_metadata.cors.allow_origins[0]" in log
+    assert '(first seen on route "r-meta-bad")' in log
     # Decoded once per distinct route metadata, not per request: one error for five requests.
     time.sleep(0.3)
     assert envoy.log().count("invalid policy, CORS is off on this route") == 1
@@ -259,3 +260,23 @@ def test_each_denial_is_logged_at_debug_with_the_reason(proxy):
     for w in wanted:
         assert w in log
     assert re.search(r"\[debug\].*refused: method DELETE", log)
+
+
+def test_log_level_changed_at_run_time_is_followed_within_a_second():
+    up, port, admin = free_port(), free_port(), free_port()
+    envoy = Envoy(bootstrap(
+        [upstream_listener(up), listener("l", port, [wasm_filter({"policy": only("https://a.test")})],
+                                         [{"name": "v", "domains": ["*"], "routes": [route("r")]}])],
+        [upstream_cluster(up)], admin))
+    try:
+        assert request(admin, "POST", "/logging?wasm=info")[0] == 200
+        time.sleep(1.5)
+        request(port, "GET", "/", [("origin", "https://quiet.test")])
+        assert request(admin, "POST", "/logging?wasm=debug")[0] == 200
+        time.sleep(1.5)  # the filter re-reads the level on its 1 s tick
+        request(port, "GET", "/", [("origin", "https://loud.test")])
+        log = envoy.wait_log("refused: origin https://loud.test")
+        assert "refused: origin https://loud.test is not in policy.allow_origin_string_match" in log
+        assert "https://quiet.test" not in log
+    finally:
+        envoy.stop()
