@@ -26,16 +26,16 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The test harness's Envoy and config builders (tests/envoy.py), shared with the benchmark.
+sys.path.insert(0, str(ROOT / "tests"))
+from envoy import Envoy as HarnessEnvoy, bootstrap, free_port, upstream_cluster, wasm_filter as harness_wasm_filter  # noqa: E402
 BENCH = ROOT / "bench"
 WASM = ROOT / "build" / "cors_filter.wasm"
 FLOOR_WASM = ROOT / "build" / "cors_floor.wasm"
@@ -103,30 +103,18 @@ SCALING_SCENARIO = "actual GET with Origin, config size"
 SCALING_LISTENERS = ["ours_1route", "ours_10k"]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # ---------------------------------------------------------------- Envoy configs
 
 def wasm_filter(name, path, configuration):
-    return {
-        "name": "envoy.filters.http.wasm",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": {
-                "name": name,
-                "root_id": "cors",
-                "vm_config": {"vm_id": name.split("-")[0], "runtime": "envoy.wasm.runtime.v8",
-                              "code": {"local": {"filename": str(path)}}},
-                # JSON text in a StringValue: what Istio's WasmPlugin sends.
-                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
-                                  "value": json.dumps(configuration)},
-            },
-        },
-    }
+    """A module as JSON text in a StringValue (what Istio's WasmPlugin sends); the `cors-*`
+    variants share one VM, the floor has its own."""
+    return harness_wasm_filter(configuration, "json", name=name, wasm=path, vm_id=name.split("-")[0])
+
+
+def Envoy(config, name):
+    """A benchmarked Envoy: quiet logs (warn, no Wasm debug), a long start-up allowance for the
+    large configuration."""
+    return HarnessEnvoy(config, log_level="warn", component_log_level=None, ready_timeout=120)
 
 
 def skip_without_origin(inner):
@@ -194,65 +182,6 @@ def proxy_listeners(ports, ours_wasm=WASM):
     }
     return [listener(name, ports[name], filters[name], native_policy=(name == "native"))
             for name in ports]
-
-
-def bootstrap(listeners, clusters, admin_port):
-    return {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
-            "static_resources": {"listeners": listeners, "clusters": clusters}}
-
-
-def upstream_cluster(port):
-    return {"name": "upstream", "type": "STATIC", "connect_timeout": "1s",
-            "load_assignment": {"cluster_name": "upstream", "endpoints": [{"lb_endpoints": [
-                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}}
-
-
-class Envoy:
-    def __init__(self, config, name):
-        self.dir = Path(tempfile.mkdtemp(prefix=f"cors-bench-{name}-"))
-        path = self.dir / "envoy.json"
-        path.write_text(json.dumps(config))
-        self.admin = config["admin"]["address"]["socket_address"]["port_value"]
-        started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [str(ENVOY), "-c", str(path), "--concurrency", "1", "--use-dynamic-base-id",
-             "--log-level", "warn", "--log-path", str(self.dir / "envoy.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(ROOT))
-        deadline = started + 120
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"Envoy {name} exited: {(self.dir / 'envoy.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/ready", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"Envoy {name} not ready")
-            time.sleep(0.05)
-        self.ready_seconds = time.monotonic() - started
-
-    def cpu_seconds(self):
-        """User + system CPU time the process used so far (all its threads)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def rss_kib(self):
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return None
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 # ---------------------------------------------------------------- wrk

@@ -32,8 +32,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wasm_filter(configuration, encoding="struct", name="cors", failure_policy=None):
-    """Our filter, with its plugin configuration as an inline Struct or as JSON text."""
+def wasm_filter(configuration, encoding="struct", name="cors", failure_policy=None, wasm=WASM, vm_id="cors"):
+    """Our filter (or another module, `wasm`), with its plugin configuration as an inline Struct
+    or as JSON text. Listeners that share a `vm_id` (and module) share one VM."""
     if encoding == "struct":
         any_config = {"@type": "type.googleapis.com/google.protobuf.Struct", "value": configuration}
     elif encoding == "json":
@@ -45,9 +46,9 @@ def wasm_filter(configuration, encoding="struct", name="cors", failure_policy=No
         "name": name,
         "root_id": "cors",
         "vm_config": {
-            "vm_id": "cors",
+            "vm_id": vm_id,
             "runtime": "envoy.wasm.runtime.v8",
-            "code": {"local": {"filename": str(WASM)}},
+            "code": {"local": {"filename": str(wasm)}},
         },
         "configuration": any_config,
     }
@@ -137,23 +138,25 @@ def bootstrap(listeners, clusters, admin_port):
 class Envoy:
     """A running Envoy; `log()` returns what it printed so far."""
 
-    def __init__(self, config, log_level="info"):
+    def __init__(self, config, log_level="info", component_log_level="wasm:debug", ready_timeout=30):
         self.dir = tempfile.mkdtemp(prefix="cors-envoy-")
         self.config_path = os.path.join(self.dir, "envoy.json")
         with open(self.config_path, "w") as f:
             json.dump(config, f, indent=1)
         self.admin_port = config["admin"]["address"]["socket_address"]["port_value"]
         self.log_path = os.path.join(self.dir, "envoy.log")
-        self.proc = subprocess.Popen(
-            [envoy_binary(), "-c", self.config_path, "--concurrency", "1", "--use-dynamic-base-id",
-             "--log-level", log_level, "--component-log-level", "wasm:debug", "--log-path", self.log_path,
-             # Envoy flushes its log file every 10 s by default: flush often so log() is current.
-             "--file-flush-interval-msec", "100"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(ROOT),
-        )
-        self._wait_ready()
+        args = [envoy_binary(), "-c", self.config_path, "--concurrency", "1", "--use-dynamic-base-id",
+                "--log-level", log_level, "--log-path", self.log_path,
+                # Envoy flushes its log file every 10 s by default: flush often so log() is current.
+                "--file-flush-interval-msec", "100"]
+        if component_log_level:
+            args += ["--component-log-level", component_log_level]
+        started = time.monotonic()
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(ROOT))
+        self._wait_ready(ready_timeout)
+        self.ready_seconds = time.monotonic() - started
 
-    def _wait_ready(self, timeout=30):
+    def _wait_ready(self, timeout):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -171,6 +174,17 @@ class Envoy:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"Envoy not ready after {timeout}s:\n{self.log()[-4000:]}")
+
+    def cpu_seconds(self):
+        """User + system CPU time the process used so far (all its threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_kib(self):
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return None
 
     def log(self):
         try:
