@@ -161,7 +161,7 @@ fn policy_map(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::structpb::tests::encode_struct;
+    use crate::structpb::encode::encode_struct;
     use serde_json::json;
 
     fn config(v: Value) -> Config {

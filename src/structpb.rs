@@ -177,13 +177,13 @@ impl<'a> Iterator for Fields<'a> {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use serde_json::json;
+/// The inverse of the decoder, for tests and fuzzing only (the filter never encodes):
+/// `cargo test`, and the `struct-encoder` feature (used by fuzz/).
+#[cfg(any(test, feature = "struct-encoder"))]
+pub mod encode {
+    use serde_json::Value;
 
-    /// Encodes a JSON value as a protobuf Struct, as Envoy does with inline YAML (test helper,
-    /// also used by the config tests to check both encodings give the same result).
+    /// Encodes a JSON object as a protobuf Struct, as Envoy does with inline YAML.
     pub fn encode_struct(v: &Value) -> Vec<u8> {
         let mut out = Vec::new();
         if let Value::Object(map) = v {
@@ -203,7 +203,7 @@ pub(crate) mod tests {
             Value::Null => out.extend([0x08, 0]),
             Value::Number(n) => {
                 out.push(0x11);
-                out.extend(n.as_f64().unwrap().to_le_bytes());
+                out.extend(n.as_f64().unwrap_or_default().to_le_bytes());
             }
             Value::String(s) => len_field(&mut out, 3, s.as_bytes()),
             Value::Bool(b) => out.extend([0x20, *b as u8]),
@@ -219,7 +219,8 @@ pub(crate) mod tests {
         out
     }
 
-    fn len_field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
+    /// One length-delimited field: tag (`number`, wire type 2), varint length, bytes.
+    pub fn len_field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
         out.push(number << 3 | 2);
         let mut n = bytes.len();
         loop {
@@ -234,6 +235,7 @@ pub(crate) mod tests {
         out.extend_from_slice(bytes);
     }
 
+    /// Encodes `Metadata` with one `filter_metadata` entry, as `xds.route_metadata` arrives.
     pub fn encode_metadata(namespace: &str, v: &Value) -> Vec<u8> {
         let mut entry = Vec::new();
         len_field(&mut entry, 1, namespace.as_bytes());
@@ -242,6 +244,13 @@ pub(crate) mod tests {
         len_field(&mut out, 1, &entry);
         out
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode::{encode_metadata, encode_struct, len_field};
+    use super::*;
+    use serde_json::json;
 
     #[test]
     fn struct_round_trips() {

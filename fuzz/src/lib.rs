@@ -284,63 +284,9 @@ impl ArbConfig {
     }
 }
 
-// ---- protobuf Struct encoding (what Envoy hands over for an inline YAML configuration) ----
-
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn len_field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
-    out.push(tag);
-    varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
-
-fn encode_value(v: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    match v {
-        Value::Null => {
-            out.push(0x08);
-            out.push(0);
-        }
-        Value::Number(n) => {
-            out.push(0x11);
-            out.extend_from_slice(&n.as_f64().unwrap_or(0.0).to_le_bytes());
-        }
-        Value::String(s) => len_field(&mut out, 0x1a, s.as_bytes()),
-        Value::Bool(b) => {
-            out.push(0x20);
-            out.push(u8::from(*b));
-        }
-        Value::Object(_) => len_field(&mut out, 0x2a, &encode_struct(v)),
-        Value::Array(items) => {
-            let mut list = Vec::new();
-            for item in items {
-                len_field(&mut list, 0x0a, &encode_value(item));
-            }
-            len_field(&mut out, 0x32, &list);
-        }
-    }
-    out
-}
-
-/// `google.protobuf.Struct` wire bytes of a JSON object (other values: empty Struct).
-pub fn encode_struct(v: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    if let Value::Object(map) = v {
-        for (k, v) in map {
-            let mut entry = Vec::new();
-            len_field(&mut entry, 0x0a, k.as_bytes());
-            len_field(&mut entry, 0x12, &encode_value(v));
-            len_field(&mut out, 0x0a, &entry);
-        }
-    }
-    out
-}
+// The protobuf Struct encoding (what Envoy hands over for an inline YAML configuration) is the
+// library's own test encoder (feature `struct-encoder`).
+pub use cors_filter::structpb::encode::encode_struct;
 
 // ---- invariants ----
 
