@@ -60,7 +60,7 @@ impl AllowOrigin {
     /// (`exact: "*"`, or a regex such as `.*`) means any origin: Envoy tests every matcher
     /// against `*` before the origin. So it also counts as "any" for the credentials check.
     pub fn add_string_matcher(&mut self, matcher: StringMatcher) {
-        if matcher.is_exact_star() || matcher.matches("*") {
+        if matcher.matches("*") {
             self.any = true;
         } else if matcher.is_exact_null() {
             self.null = true;

@@ -84,10 +84,6 @@ impl StringMatcher {
         Ok(StringMatcher { kind, ignore_case })
     }
 
-    pub fn is_exact_star(&self) -> bool {
-        matches!(&self.kind, Kind::Exact(s) if s == "*")
-    }
-
     pub fn is_exact_null(&self) -> bool {
         matches!(&self.kind, Kind::Exact(s) if s == "null")
     }
