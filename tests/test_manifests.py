@@ -7,7 +7,6 @@ it uses against the names Istio and Envoy Gateway generate from the example rout
 
 import copy
 import hashlib
-import os
 import re
 from pathlib import Path
 
