@@ -291,17 +291,18 @@ fn printable(bytes: &[u8]) -> String {
 
 /// The header changes for the response to a forwarded CORS request: `(name, Some(value))`
 /// sets the header to that one value, `(name, None)` removes it. `existing` is the response's
-/// headers as Envoy gives them (lower-case names), so that only what is there is removed.
-pub fn response_edits<'a>(
+/// headers as Envoy gives them (lower-case names), so that only what is there is removed;
+/// borrowed or owned, as the caller has them.
+pub fn response_edits<'a, N: AsRef<[u8]>, V: AsRef<[u8]>>(
     plan: ResponsePlan,
     policy: &'a Policy,
     origin: &'a [u8],
     reason: Option<&'a str>,
-    existing: &[(String, Vec<u8>)],
+    existing: &[(N, V)],
 ) -> Vec<(&'static str, Option<Cow<'a, [u8]>>)> {
     let mut edits: Vec<(&'static str, Option<Cow<'a, [u8]>>)> = Vec::with_capacity(4);
     let mut set = |name, value: Option<Cow<'a, [u8]>>| edits.push((name, value));
-    let present = |name: &str| existing.iter().any(|(n, _)| n == name);
+    let present = |name: &str| existing.iter().any(|(n, _)| n.as_ref() == name.as_bytes());
     let vary_origin = match plan {
         ResponsePlan::Allow { echo_origin } => {
             let acao: &[u8] = if echo_origin { origin } else { b"*" };
@@ -355,9 +356,13 @@ pub fn response_edits<'a>(
 
 /// The response's `Vary` with `Origin` added, or `None` when it already varies on Origin
 /// (or on everything, `*`). Several `Vary` lines are joined into one.
-fn vary_with_origin(existing: &[(String, Vec<u8>)]) -> Option<Vec<u8>> {
+fn vary_with_origin<N: AsRef<[u8]>, V: AsRef<[u8]>>(existing: &[(N, V)]) -> Option<Vec<u8>> {
     let mut joined: Vec<u8> = Vec::new();
-    for (_, value) in existing.iter().filter(|(n, _)| n == VARY) {
+    for (_, value) in existing
+        .iter()
+        .filter(|(n, _)| n.as_ref() == VARY.as_bytes())
+    {
+        let value = value.as_ref();
         if list_contains(value, "origin") || list_contains(value, "*") {
             return None;
         }

@@ -250,12 +250,12 @@ impl HttpContext for CorsHttp {
             reason,
         } = &self.pending
         {
-            // Only the headers the edits look at (CORS headers, Vary), so that an ordinary
-            // response costs one host call and no allocation per header.
-            let existing: Vec<(String, Vec<u8>)> = HeaderPairs::read(RESPONSE_HEADERS)
+            // Only the headers the edits look at (CORS headers, Vary), borrowed from the one
+            // host call's buffer: no copy per header.
+            let headers = HeaderPairs::read(RESPONSE_HEADERS);
+            let existing: Vec<(&[u8], &[u8])> = headers
                 .iter()
                 .filter(|(n, _)| n.starts_with(b"access-control-") || *n == b"vary")
-                .filter_map(|(n, v)| Some((String::from_utf8(n.to_vec()).ok()?, v.to_vec())))
                 .collect();
             for (name, value) in
                 decision::response_edits(*plan, policy, origin, reason.as_deref(), &existing)
