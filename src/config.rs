@@ -27,12 +27,12 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-/// Where the policy for a request came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    RouteMetadata,
-    Route(String),
-    VirtualHost(String),
+/// Which key of the configuration chose the policy for a request (borrowed: selecting
+/// allocates nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source<'a> {
+    Route(&'a str),
+    VirtualHost(&'a str),
     Default,
 }
 
@@ -90,13 +90,13 @@ impl Config {
         &self,
         route: Option<&str>,
         virtual_host: Option<&str>,
-    ) -> Option<(&PolicyEntry, Source)> {
+    ) -> Option<(&PolicyEntry, Source<'_>)> {
         if let Some((name, entry)) = route.and_then(|r| self.routes.get_key_value(r)) {
-            return Some((entry, Source::Route(name.clone())));
+            return Some((entry, Source::Route(name)));
         }
         if let Some((name, entry)) = virtual_host.and_then(|v| self.virtual_hosts.get_key_value(v))
         {
-            return Some((entry, Source::VirtualHost(name.clone())));
+            return Some((entry, Source::VirtualHost(name)));
         }
         self.default
             .as_ref()
@@ -191,22 +191,19 @@ mod tests {
         };
         assert_eq!(
             name(Some("r"), Some("vh")),
-            Some((Some("routes.r".into()), Source::Route("r".into())))
+            Some((Some("routes.r".into()), Source::Route("r")))
         );
         assert_eq!(
             name(Some("r-off"), Some("vh")),
-            Some((None, Source::Route("r-off".into())))
+            Some((None, Source::Route("r-off")))
         );
         assert_eq!(
             name(Some("other"), Some("vh")),
-            Some((
-                Some("virtual_hosts.vh".into()),
-                Source::VirtualHost("vh".into())
-            ))
+            Some((Some("virtual_hosts.vh".into()), Source::VirtualHost("vh")))
         );
         assert_eq!(
             name(None, Some("vh-off")),
-            Some((None, Source::VirtualHost("vh-off".into())))
+            Some((None, Source::VirtualHost("vh-off")))
         );
         assert_eq!(
             name(None, None),

@@ -285,12 +285,12 @@ fn select(config: &Config, loc: &Location, notes: &mut Vec<String>) -> Selection
     let (source, key, mut why) = match source {
         Source::Route(name) => (
             "route",
-            Some(name.clone()),
+            Some(name.to_owned()),
             format!("routes[{name:?}] matches the route name"),
         ),
         Source::VirtualHost(name) => (
             "virtual_host",
-            Some(name.clone()),
+            Some(name.to_owned()),
             format!(
                 "virtual_hosts[{name:?}] matches the virtual host name{}",
                 match (&loc.route, config.needs_route_name()) {
@@ -299,7 +299,7 @@ fn select(config: &Config, loc: &Location, notes: &mut Vec<String>) -> Selection
                 }
             ),
         ),
-        Source::RouteMetadata | Source::Default => (
+        Source::Default => (
             "default",
             None,
             format!("the default `policy`: {}", unmatched(config, loc)),
