@@ -16,8 +16,8 @@ setup:
 
 # The release module; wasm-opt (Debian's binaryen) shrinks it further when it is installed.
 build:
-	cargo build --release --target wasm32-wasip1
-	cargo build --release --bin cors-explain
+	cargo build --release --target wasm32-wasip1 -p cors-wasm
+	cargo build --release -p cors-explain
 	@mkdir -p build
 	@if command -v wasm-opt >/dev/null; then \
 	  wasm-opt $(WASM_OPT_FLAGS) $(WASM_TARGET) -o $(WASM); \
@@ -25,17 +25,18 @@ build:
 	@echo "$(WASM): $$(stat -c %s $(WASM)) bytes"
 
 unit:
-	cargo test --quiet
+	cargo test --workspace --quiet
 
 e2e:
 	$(VENV)/bin/pytest -q tests
 
-test: setup build unit e2e
+test: setup lint build unit e2e
 
+# The lints the README's "never panics" rests on (`[workspace.lints]`), for both targets.
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
-	cargo clippy --release --target wasm32-wasip1 -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --release --target wasm32-wasip1 -p cors-wasm -p cors-core -- -D warnings
 
 # The demo: page on http://localhost:8080, API through the filter on http://localhost:10000.
 demo: setup build
@@ -52,9 +53,9 @@ bench: setup build
 # The OCI image (Istio / Envoy Gateway "compat" Wasm image) as dist/oci/ and dist/cors-filter.oci.tar,
 # and all release artefacts in dist/ (module, sha256, image, JSON Schema, manifests with real digests).
 .PHONY: oci dist
-oci: build
+oci: setup build
 	$(VENV)/bin/python scripts/oci.py
-dist: build
+dist: setup build
 	PYTHON=$(VENV)/bin/python scripts/dist.sh
 
 # On demand (not part of `make test`): fuzzing (needs cargo-fuzz and a nightly toolchain, see

@@ -14,7 +14,7 @@ same upstream (a second Envoy answering with a direct response); wrk as the clie
 
 Listeners are interleaved round by round (the order rotates each round); every ratio is computed
 within a round and the median over rounds is reported. Also: .wasm sizes, on_configure time and
-memory for the large config (host, via `cargo run --release --example configure_large`, and in
+memory for the large config (host, via `cargo run --release -p cors-core --example configure_large`, and in
 Envoy: start-up time and RSS with the large config against a small one).
 
 Environment: BENCH_ROUNDS (default 5), BENCH_SECONDS per wrk run (default 3), BENCH_CONNECTIONS
@@ -234,9 +234,9 @@ def build_floor():
 
 
 def configure_on_host():
-    """`cargo run --release --example configure_large`: the crate's pure config parser on the
+    """`cargo run --release -p cors-core --example configure_large`: the crate's pure config parser on the
     host (native code; the Wasm VM is slower), plus per-decision cost against config size."""
-    out = subprocess.run(["cargo", "run", "--quiet", "--release", "--example", "configure_large"],
+    out = subprocess.run(["cargo", "run", "--quiet", "--release", "-p", "cors-core", "--example", "configure_large"],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for line in out.splitlines():
         if line.startswith("RESULT "):
@@ -368,7 +368,7 @@ def table(results):
     host = results.get("configure_host")
     if host:
         lines.append(
-            f"on_configure, host (native code, `cargo run --release --example configure_large`): "
+            f"on_configure, host (native code, `cargo run --release -p cors-core --example configure_large`): "
             f"{host['config_bytes']} bytes of JSON ({host['routes']} routes, {host['origins']} origins, "
             f"{host['regexes']} regexes) parsed in {host['parse_ms_median']:.1f} ms (median of {host['runs']}), "
             f"peak heap {host['peak_heap_bytes'] / 2**20:.1f} MiB, retained {host['retained_heap_bytes'] / 2**20:.1f} MiB.")

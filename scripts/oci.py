@@ -51,9 +51,9 @@ SUMMARY_NAME = "cors-filter.oci.json"
 
 def cargo_version():
     text = (ROOT / "Cargo.toml").read_text()
-    m = re.search(r'^\[package\][^\[]*?^version\s*=\s*"([^"]+)"', text, re.S | re.M)
+    m = re.search(r'^\[workspace\.package\][^\[]*?^version\s*=\s*"([^"]+)"', text, re.S | re.M)
     if not m:
-        raise SystemExit("oci.py: no [package] version in Cargo.toml")
+        raise SystemExit("oci.py: no [workspace.package] version in Cargo.toml")
     return m.group(1)
 
 

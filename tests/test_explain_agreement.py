@@ -156,7 +156,7 @@ def routes_for(targets, metadata):
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory):
     # Up to date with the sources (a no-op after `make build`).
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "cors-explain"], cwd=ROOT, check=True,
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "cors-explain"], cwd=ROOT, check=True,
                    timeout=600)
     ports = {name: envoy.free_port() for name in ("main", "json", "bare", "upstream", "admin")}
     main_routes = routes_for(MAIN_TARGETS, {"meta": META_POLICY, "meta-bad": {"allow_origins": "nope"}})

@@ -3,8 +3,8 @@
 //! whatever it accepts must decide requests without breaking an invariant.
 #![no_main]
 
-use cors_filter::config::Config;
-use cors_filter::decision::{decide, Request};
+use cors_core::config::Config;
+use cors_core::decision::{decide, Request};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,8 +4,8 @@
 //! whenever the problem is inside a field.
 #![no_main]
 
-use cors_filter::config::Config;
-use cors_filter::decision::{decide, Request};
+use cors_core::config::Config;
+use cors_core::decision::{decide, Request};
 use cors_filter_fuzz::{check_decision, encode_struct, ArbConfig};
 use libfuzzer_sys::fuzz_target;
 

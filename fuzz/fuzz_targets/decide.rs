@@ -6,10 +6,10 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use cors_filter::decision::{decide, response_edits, Action, Request};
-use cors_filter::headers::trim_ows;
-use cors_filter::policy::Policy;
-use cors_filter::stats;
+use cors_core::decision::{decide, response_edits, Action, Request};
+use cors_core::headers::trim_ows;
+use cors_core::policy::Policy;
+use cors_core::stats;
 use cors_filter_fuzz::{check_decision, check_edits, valid_header_value, ArbPolicy, Str};
 use libfuzzer_sys::fuzz_target;
 
@@ -83,7 +83,7 @@ fuzz_target!(|input: Input| {
     check_decision(&policy, &request, &decision);
     let _ = stats::index(decision.kind, decision.denial, false);
     if let Some(d) = decision.denial {
-        let reason = cors_filter::decision::reason(&policy, &request, d);
+        let reason = cors_core::decision::reason(&policy, &request, d);
         assert!(valid_header_value(reason.as_bytes()), "reason {reason:?}");
     }
     if let Action::Forward(plan) = decision.action {
@@ -96,7 +96,7 @@ fuzz_target!(|input: Input| {
         let reason = decision
             .denial
             .filter(|_| policy.debug_reason_header)
-            .map(|d| cors_filter::decision::reason(&policy, &request, d));
+            .map(|d| cors_core::decision::reason(&policy, &request, d));
         let edits = response_edits(plan, &policy, &origin, reason.as_deref(), &upstream);
         check_edits(&policy, &request, plan, &edits);
     }

@@ -4,8 +4,8 @@
 //! must keep. A broken invariant panics, which libFuzzer reports as a crash.
 
 use arbitrary::Arbitrary;
-use cors_filter::decision::{Action, Decision, Request, ResponsePlan};
-use cors_filter::policy::Policy;
+use cors_core::decision::{Action, Decision, Request, ResponsePlan};
+use cors_core::policy::Policy;
 use serde_json::{Map, Number, Value};
 
 /// Strings that matter to a CORS policy; the fuzzer picks them by index or writes its own.
@@ -286,7 +286,7 @@ impl ArbConfig {
 
 // The protobuf Struct encoding (what Envoy hands over for an inline YAML configuration) is the
 // library's own test encoder (feature `struct-encoder`).
-pub use cors_filter::structpb::encode::encode_struct;
+pub use cors_core::structpb::encode::encode_struct;
 
 // ---- invariants ----
 

@@ -177,8 +177,9 @@ impl<'a> Iterator for Fields<'a> {
     }
 }
 
-/// The inverse of the decoder, for tests and fuzzing only (the filter never encodes):
-/// `cargo test`, and the `struct-encoder` feature (used by fuzz/).
+/// The inverse of the decoder, which the filter never needs: for tests, for fuzz/ and for
+/// `cors-explain` (which hands route metadata to the pipeline as Envoy would), through the
+/// `struct-encoder` feature.
 #[cfg(any(test, feature = "struct-encoder"))]
 pub mod encode {
     use serde_json::Value;
@@ -237,11 +238,20 @@ pub mod encode {
 
     /// Encodes `Metadata` with one `filter_metadata` entry, as `xds.route_metadata` arrives.
     pub fn encode_metadata(namespace: &str, v: &Value) -> Vec<u8> {
-        let mut entry = Vec::new();
-        len_field(&mut entry, 1, namespace.as_bytes());
-        len_field(&mut entry, 2, &encode_struct(v));
+        let mut map = serde_json::Map::new();
+        map.insert(namespace.to_owned(), v.clone());
+        encode_filter_metadata(&map)
+    }
+
+    /// Encodes `Metadata{filter_metadata}` from its namespaces (each a Struct).
+    pub fn encode_filter_metadata(filter_metadata: &serde_json::Map<String, Value>) -> Vec<u8> {
         let mut out = Vec::new();
-        len_field(&mut out, 1, &entry);
+        for (namespace, v) in filter_metadata {
+            let mut entry = Vec::new();
+            len_field(&mut entry, 1, namespace.as_bytes());
+            len_field(&mut entry, 2, &encode_struct(v));
+            len_field(&mut out, 1, &entry);
+        }
         out
     }
 }

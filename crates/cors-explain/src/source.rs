@@ -3,14 +3,16 @@
 //! `configuration` is taken in either encoding, together with the inline route table of its
 //! listener (route names, virtual hosts, route metadata, and `--path` matching).
 
-use super::routes::RouteTable;
-use cors_filter::config::Config;
-use cors_filter::json::JsonError;
-use serde_json::{Number, Value};
+use crate::routes::RouteTable;
+use cors_core::config::Config;
+use cors_core::json::JsonError;
+use cors_core::structpb::encode::encode_struct;
+use serde_json::Value;
 use std::fmt;
 
 const WASM_FILTER_TYPE: &str = "envoy.extensions.filters.http.wasm.v3.Wasm";
 
+#[derive(Debug)]
 pub enum LoadError {
     /// The filter would refuse this configuration at load; the text is the filter's log line.
     Config(JsonError),
@@ -61,14 +63,14 @@ pub fn load(path: &str, listener: Option<&str>) -> Result<Loaded, LoadError> {
     }
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| LoadError::Input(format!("{path}: not UTF-8 text")))?;
-    let v: Value = serde_yaml::from_str(text)
+    let v: Value = serde_yaml_ng::from_str(text)
         .map_err(|e| LoadError::Input(format!("{path}: not valid YAML: {e}")))?;
     if is_envoy_document(&v) {
         return from_envoy(&v, listener, path);
     }
     // A plugin configuration written in YAML: read as Envoy reads an inline Struct.
     Ok(Loaded {
-        config: Config::from_value(&as_struct(&v))?,
+        config: struct_config(&v)?,
         routes: None,
         source: format!("plugin configuration {path} (YAML, read as a Struct)"),
     })
@@ -263,7 +265,7 @@ fn plugin_config(any: Option<&Value>) -> Result<(Config, &'static str), LoadErro
                 "configuration: a google.protobuf.Struct value must be a map".into(),
             ));
         }
-        Ok((Config::from_value(&as_struct(&v))?, "Struct (inline YAML)"))
+        Ok((struct_config(&v)?, "Struct (inline YAML)"))
     } else if type_url.ends_with("google.protobuf.StringValue") {
         let text = match value {
             None => "",
@@ -291,45 +293,23 @@ fn plugin_config(any: Option<&Value>) -> Result<(Config, &'static str), LoadErro
     }
 }
 
-/// A value as it comes out of a protobuf Struct: every number a double.
-pub fn as_struct(v: &Value) -> Value {
-    match v {
-        Value::Number(n) => n
-            .as_f64()
-            .and_then(Number::from_f64)
-            .map_or(Value::Null, Value::Number),
-        Value::Array(items) => Value::Array(items.iter().map(as_struct).collect()),
-        Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| (k.clone(), as_struct(v))).collect())
-        }
-        other => other.clone(),
-    }
+/// Decodes a BytesValue's base64 text as protobuf's JSON mapping does: the standard or the
+/// URL-safe alphabet, padding optional.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    use base64::engine::DecodePaddingMode;
+    use base64::{alphabet, Engine};
+    let config =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    [alphabet::STANDARD, alphabet::URL_SAFE]
+        .iter()
+        .find_map(|a| GeneralPurpose::new(a, config).decode(&compact).ok())
 }
 
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for c in text
-        .bytes()
-        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
-    {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        acc = ((acc << 6) | u32::from(v)) & 0xffff;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
+/// What Envoy hands the filter for an inline Struct: its protobuf encoding.
+fn struct_config(v: &Value) -> Result<Config, LoadError> {
+    Ok(Config::from_bytes(&encode_struct(v))?)
 }
 
 #[cfg(test)]
@@ -343,8 +323,17 @@ mod tests {
     }
 
     #[test]
-    fn struct_numbers_are_doubles() {
-        let v = as_struct(&serde_json::json!({"max_age": 600, "l": [1]}));
-        assert!(v["max_age"].is_f64() && v["l"][0].is_f64());
+    fn base64_takes_both_alphabets_with_or_without_padding() {
+        assert_eq!(base64_decode("eyJhIjoxfQ").unwrap(), b"{\"a\":1}");
+        assert_eq!(base64_decode("-_8=").unwrap(), [0xfb, 0xff]);
+        assert_eq!(base64_decode("+/8=").unwrap(), [0xfb, 0xff]);
+    }
+
+    #[test]
+    fn a_struct_config_is_read_from_its_protobuf_encoding() {
+        let c =
+            struct_config(&serde_json::json!({"policy": {"allow_origins": ["*"], "max_age": 600}}))
+                .unwrap();
+        assert_eq!(c.default.unwrap().max_age.as_deref(), Some("600"));
     }
 }

@@ -8,17 +8,17 @@ use crate::policy::Policy;
 use crate::structpb;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// The metadata namespace read from routes unless the configuration names another.
 pub const DEFAULT_METADATA_NAMESPACE: &str = "cors";
 
 /// `None` in a map: CORS is off there.
-pub type PolicyEntry = Option<Rc<Policy>>;
+pub type PolicyEntry = Option<Arc<Policy>>;
 
 #[derive(Debug, Default)]
 pub struct Config {
-    pub default: Option<Rc<Policy>>,
+    pub default: Option<Arc<Policy>>,
     pub virtual_hosts: HashMap<String, PolicyEntry>,
     pub routes: HashMap<String, PolicyEntry>,
     /// `filter_metadata` namespace holding per-route policies; `None` when lookups are off.
@@ -31,6 +31,8 @@ pub struct Config {
 /// allocates nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source<'a> {
+    /// A policy in the route's metadata, under this namespace.
+    RouteMetadata(&'a str),
     Route(&'a str),
     VirtualHost(&'a str),
     Default,
@@ -46,7 +48,7 @@ impl Config {
         let mut f = Fields::new(value, "")?;
         let mut warnings = Vec::new();
         let default = match f.optional("policy") {
-            Some(v) => Some(Rc::new(Policy::from_json(v, "policy", &mut warnings)?)),
+            Some(v) => Some(Arc::new(Policy::from_json(v, "policy", &mut warnings)?)),
             None => None,
         };
         let virtual_hosts =
@@ -151,7 +153,11 @@ fn policy_map(
         .map(|(name, v)| {
             let entry = match v {
                 Value::Null => None,
-                v => Some(Rc::new(Policy::from_json(v, &child(path, name), warnings)?)),
+                v => Some(Arc::new(Policy::from_json(
+                    v,
+                    &child(path, name),
+                    warnings,
+                )?)),
             };
             Ok((name.clone(), entry))
         })

@@ -1,13 +1,11 @@
-//! Command line of `cors-explain`.
+//! Command line of `cors-explain` (parsed with lexopt), and its three modes: one request,
+//! JSON lines, `--check`.
 
-mod browser;
-mod explain;
-mod routes;
-mod source;
-
-use explain::{explain, Input};
+use crate::explain::explain;
+use crate::input::Input;
+use crate::source::{load, LoadError, Loaded};
 use serde_json::Value;
-use source::{load, LoadError, Loaded};
+use std::ffi::OsString;
 use std::io::{BufRead, Write};
 
 const USAGE: &str = "\
@@ -36,8 +34,18 @@ request options:
   --json                   JSON output
 ";
 
+/// The value of the option just read.
+fn value(parser: &mut lexopt::Parser) -> Result<String, String> {
+    use lexopt::ValueExt;
+    parser
+        .value()
+        .map_err(|e| e.to_string())?
+        .string()
+        .map_err(|e| e.to_string())
+}
+
 /// Exit codes: 0 done, 1 invalid configuration, 2 bad usage or input.
-pub fn run(args: &[String]) -> i32 {
+pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     match parse(args) {
         Ok(Command::Help) => {
             print!("{USAGE}");
@@ -82,49 +90,40 @@ enum Command {
     },
 }
 
-fn parse(args: &[String]) -> Result<Command, String> {
+fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
+    use lexopt::prelude::*;
     let mut input = Input::default();
     let mut config = None;
     let mut check = None;
     let mut listener = None;
     let mut requests = None;
     let mut json = false;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_owned())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = || -> Result<String, String> {
-            match &inline {
-                Some(v) => Ok(v.clone()),
-                None => it.next().cloned().ok_or(format!("{name} needs a value")),
-            }
-        };
-        match name {
-            "-h" | "--help" => return Ok(Command::Help),
-            "--json" => json = true,
-            "--private-network" => input.private_network = true,
-            "--check" => check = Some(value()?),
-            "--method" => input.method = Some(value()?),
-            "--origin" => input.origin = Some(value()?),
-            "--request-method" => input.request_method = Some(value()?),
-            "--request-headers" => input.request_headers = Some(value()?),
-            "--route" => input.route = Some(value()?),
-            "--vhost" => input.vhost = Some(value()?),
-            "--path" => input.path = Some(value()?),
-            "--host" => input.host = Some(value()?),
-            "--listener" => listener = Some(value()?),
-            "--requests" => requests = Some(value()?),
-            "--upstream-status" => {
-                let v = value()?;
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long("json") => json = true,
+            Long("private-network") => input.private_network = true,
+            Long("check") => check = Some(value(&mut parser)?),
+            Long("method") => input.method = Some(value(&mut parser)?),
+            Long("origin") => input.origin = Some(value(&mut parser)?),
+            Long("request-method") => input.request_method = Some(value(&mut parser)?),
+            Long("request-headers") => input.request_headers = Some(value(&mut parser)?),
+            Long("route") => input.route = Some(value(&mut parser)?),
+            Long("vhost") => input.vhost = Some(value(&mut parser)?),
+            Long("path") => input.path = Some(value(&mut parser)?),
+            Long("host") => input.host = Some(value(&mut parser)?),
+            Long("listener") => listener = Some(value(&mut parser)?),
+            Long("requests") => requests = Some(value(&mut parser)?),
+            Long("upstream-status") => {
+                let v = value(&mut parser)?;
                 input.upstream_status = Some(
                     v.parse()
                         .map_err(|_| format!("--upstream-status {v:?} is not a status code"))?,
                 );
             }
-            "--upstream-header" => {
-                let v = value()?;
+            Long("upstream-header") => {
+                let v = value(&mut parser)?;
                 let (n, val) = v
                     .split_once(':')
                     .ok_or(format!("--upstream-header {v:?}: expected 'name: value'"))?;
@@ -132,12 +131,14 @@ fn parse(args: &[String]) -> Result<Command, String> {
                     .upstream_headers
                     .push((n.trim().to_ascii_lowercase(), val.trim().to_owned()));
             }
-            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
-            positional => {
-                if config.replace(positional.to_owned()).is_some() {
+            Value(positional) => {
+                let positional = positional.string().map_err(|e| e.to_string())?;
+                if config.is_some() {
                     return Err(format!("unexpected argument {positional:?}"));
                 }
+                config = Some(positional);
             }
+            other => return Err(other.unexpected().to_string()),
         }
     }
     if let Some(path) = check {

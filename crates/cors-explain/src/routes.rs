@@ -4,6 +4,8 @@
 //! `path_separated_prefix`, `safe_regex` with `case_sensitive`). A route using any other match
 //! field stops `--path` with an error instead of a guess.
 
+use cors_core::route_metadata::{self, MetadataPolicy};
+use cors_core::structpb::encode::encode_metadata;
 use serde_json::{Map, Value};
 
 pub struct RouteTable {
@@ -107,7 +109,7 @@ impl RouteTable {
 
     /// Route-metadata policies that the filter would find invalid (and then turn CORS off on
     /// their route), as the filter logs them.
-    pub fn invalid_metadata_policies(&self, config: &cors_filter::config::Config) -> Vec<String> {
+    pub fn invalid_metadata_policies(&self, config: &cors_core::config::Config) -> Vec<String> {
         let Some(ns) = &config.metadata_namespace else {
             return Vec::new();
         };
@@ -117,19 +119,13 @@ impl RouteTable {
                 let Some(v) = r.filter_metadata.as_ref().and_then(|m| m.get(ns)) else {
                     continue;
                 };
-                let path = format!("route metadata filter_metadata.{ns}");
-                let value = super::source::as_struct(v);
-                if let Err(e) =
-                    cors_filter::policy::Policy::from_json(&value, &path, &mut Vec::new())
-                {
+                let metadata = encode_metadata(ns, v);
+                if let MetadataPolicy::Invalid(e) = route_metadata::decode(&metadata, ns).policy {
                     let label = r
                         .name
                         .as_deref()
                         .map_or(format!("#{i}"), |n| format!("{n:?}"));
-                    errors.push(format!(
-                        "route {label} of virtual host {:?}: invalid policy, CORS is off on this route: {e}",
-                        vh.name
-                    ));
+                    errors.push(format!("route {label} of virtual host {:?}: {e}", vh.name));
                 }
             }
         }

@@ -102,7 +102,7 @@ pub fn preflight_check(
                 if item.is_empty() {
                     continue;
                 }
-                if !cors_filter::headers::is_token(item.as_bytes()) {
+                if !cors_core::headers::is_token(item.as_bytes()) {
                     return Err(format!("{prefix}'{name}' has an invalid item '{item}'."));
                 }
                 items.push(item.to_owned());

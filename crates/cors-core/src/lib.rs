@@ -1,0 +1,20 @@
+//! The CORS filter's pure logic, shared by every host (the proxy-wasm module, `cors-explain`):
+//! configuration parsing and validation, policy selection, origin matching, the preflight /
+//! actual decision, the response header edits and the counters. `pipeline` strings them
+//! together behind the `HostView` a host implements. No proxy-wasm, no I/O, no panics.
+
+pub mod config;
+pub mod decision;
+pub mod enablement;
+pub mod header_pairs;
+pub mod headers;
+pub mod json;
+pub mod json_text;
+pub mod origin;
+pub mod pipeline;
+pub mod policy;
+pub mod route_metadata;
+pub mod stats;
+pub mod string_match;
+pub mod structpb;
+pub mod token_list;

@@ -1,0 +1,370 @@
+//! One request through the filter, for every host (the proxy-wasm module, `cors-explain`, a
+//! native module): no `Origin` → nothing; policy selection (route metadata, then `routes`,
+//! then `virtual_hosts`, then `policy`); `filter_enabled` / `shadow_enabled`; the decision.
+//! A host implements `HostView` over its own calls and acts on the `Outcome`: it sends the
+//! reply, or remembers the `Forward` and applies `Forward::response_edits` to the response.
+//!
+//! The pipeline asks the view lazily and in a fixed order, so the number of host calls per
+//! path is a property of this module (pinned by the counting-view tests below):
+//! 1. `origin` (the only call without `Origin`);
+//! 2. `route_metadata`, unless `route_metadata_namespace: null`; `route_name` /
+//!    `virtual_host_name` only when the configuration has `routes` / `virtual_hosts`;
+//! 3. `request_header`, whose first call reads every request header at once.
+
+use crate::config::{Config, Source};
+use crate::decision::{self, Action, Denial, Kind, Request, ResponsePlan};
+use crate::headers::*;
+use crate::policy::Policy;
+use crate::route_metadata::{self, MetadataCache, MetadataPolicy};
+use crate::stats;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// What a host can tell the pipeline about one request. Each method is at most one host call.
+pub trait HostView {
+    /// The `Origin` request header.
+    fn origin(&self) -> Option<Vec<u8>>;
+    /// A request header by lower-case name (`:method` included). The first call may read every
+    /// request header in one host call; later calls must not call the host again.
+    fn request_header(&self, name: &str) -> Option<&[u8]>;
+    /// `xds.route_name`.
+    fn route_name(&self) -> Option<Vec<u8>>;
+    /// `xds.virtual_host_name`.
+    fn virtual_host_name(&self) -> Option<Vec<u8>>;
+    /// `xds.route_metadata`: the route's `envoy.config.core.v3.Metadata`, protobuf bytes.
+    fn route_metadata(&self) -> Option<Vec<u8>>;
+    /// A uniformly distributed number; asked only for a partial `filter_enabled` or
+    /// `shadow_enabled`. Not a host call.
+    fn random(&self) -> u32;
+    /// Whether the host wants refusal reasons (a debug log, an explanation). Not a host call.
+    fn wants_reason(&self) -> bool;
+}
+
+/// Which policy applies to a request, and which key of the configuration chose it.
+#[derive(Debug)]
+pub enum Selected<'a> {
+    /// No `Origin`: not a CORS request; nothing was looked up.
+    NotCors,
+    /// No key applies and there is no default `policy`.
+    Nothing,
+    /// The key's value is `null`: CORS is off there.
+    Off(Source<'a>),
+    /// The route's metadata holds an invalid policy (the error): CORS is off on that route.
+    Invalid(Arc<str>),
+    Policy(Arc<Policy>, Source<'a>),
+}
+
+/// How `filter_enabled` / `shadow_enabled` treat this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enforcement {
+    Enforced,
+    /// Decided and counted, not enforced.
+    Shadow,
+    /// Neither: the filter does nothing.
+    Disabled,
+}
+
+/// The class of a refusal (what the counters and `cors-explain` name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Origin,
+    Method,
+    Headers,
+    PrivateNetwork,
+}
+
+impl Refusal {
+    pub fn key(self) -> &'static str {
+        match self {
+            Refusal::Origin => "origin",
+            Refusal::Method => "method",
+            Refusal::Headers => "headers",
+            Refusal::PrivateNetwork => "private_network",
+        }
+    }
+}
+
+/// The decision on a CORS request, whether enforced or in shadow mode.
+#[derive(Debug)]
+pub struct Verdict {
+    pub kind: Kind,
+    pub refusal: Option<Refusal>,
+    /// The counter to bump (`stats::names()` order).
+    pub counter: usize,
+    /// Why it was refused: when the host wants reasons or the policy sends `x-cors-reason`.
+    pub reason: Option<String>,
+}
+
+/// What the host must do.
+#[derive(Debug)]
+pub enum Step<'a> {
+    /// Nothing: the request and its response pass untouched.
+    Pass,
+    /// Answer now with this status and these headers; the request goes no further.
+    Reply {
+        status: u32,
+        headers: Vec<(&'static str, Cow<'a, str>)>,
+    },
+    /// Let the request through; apply `Forward::response_edits` to whatever response comes.
+    Forward(Forward),
+}
+
+/// What the response phase needs, owned: hosts keep it from the request to the response.
+#[derive(Debug)]
+pub struct Forward {
+    pub policy: Arc<Policy>,
+    pub plan: ResponsePlan,
+    pub origin: Vec<u8>,
+    /// `x-cors-reason` for a refused request, when the policy asks for it.
+    pub reason: Option<String>,
+}
+
+impl Forward {
+    /// The header edits for the response: `(name, Some(value))` sets, `(name, None)` removes.
+    /// `existing` needs only the response's CORS headers and `Vary` (lower-case names).
+    pub fn response_edits<N: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        existing: &[(N, V)],
+    ) -> Vec<(&'static str, Option<Cow<'_, [u8]>>)> {
+        decision::response_edits(
+            self.plan,
+            &self.policy,
+            &self.origin,
+            self.reason.as_deref(),
+            existing,
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Debug,
+}
+
+/// Everything the pipeline concluded about one request.
+#[derive(Debug)]
+pub struct Outcome<'a> {
+    pub selected: Selected<'a>,
+    /// `None` when no policy applies.
+    pub enforcement: Option<Enforcement>,
+    /// `None` when nothing was decided (no policy, or disabled).
+    pub verdict: Option<Verdict>,
+    pub step: Step<'a>,
+    /// Lines for the host's log: an invalid route-metadata policy on first sight (error), its
+    /// warnings, and a refusal's reason when the host wants reasons (debug).
+    pub logs: Vec<(LogLevel, String)>,
+}
+
+/// Runs one request through the pipeline and hands the outcome to `act`, whose result is
+/// returned. (A callback, because a reply's headers borrow the policy and the origin, which
+/// live here.)
+pub fn on_request<V: HostView, R>(
+    config: &Config,
+    metadata: &MetadataCache,
+    view: &V,
+    act: impl for<'o> FnOnce(Outcome<'o>) -> R,
+) -> R {
+    let Some(origin) = view.origin() else {
+        return act(outcome(Selected::NotCors, None, Vec::new()));
+    };
+    let mut logs = Vec::new();
+    let selected = select(config, metadata, view, &mut logs);
+    let policy = match &selected {
+        Selected::Policy(policy, _) => policy.clone(),
+        _ => return act(outcome(selected, None, logs)),
+    };
+    let enforcement = if policy
+        .filter_enabled
+        .includes(roll(view, policy.filter_enabled.is_partial()))
+    {
+        Enforcement::Enforced
+    } else if policy
+        .shadow_enabled
+        .includes(roll(view, policy.shadow_enabled.is_partial()))
+    {
+        Enforcement::Shadow
+    } else {
+        return act(outcome(selected, Some(Enforcement::Disabled), logs));
+    };
+    let method = view.request_header(":method").unwrap_or_default();
+    let is_options = method == b"OPTIONS";
+    // The `Access-Control-Request-*` headers mean something only on a preflight.
+    let preflight_header = |name| view.request_header(name).filter(|_| is_options);
+    let request = Request {
+        origin: &origin,
+        method,
+        request_method: preflight_header(ACCESS_CONTROL_REQUEST_METHOD),
+        request_headers: preflight_header(ACCESS_CONTROL_REQUEST_HEADERS),
+        private_network: preflight_header(ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK)
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"true")),
+    };
+    let decision = decision::decide(&policy, &request);
+    let shadow = enforcement == Enforcement::Shadow;
+    let explain = decision.denial.is_some()
+        && (view.wants_reason() || (policy.debug_reason_header && !shadow));
+    let reason = decision
+        .denial
+        .filter(|_| explain)
+        .map(|denial| decision::reason(&policy, &request, denial));
+    if let (Some(reason), true) = (&reason, view.wants_reason()) {
+        let mode = if shadow {
+            " (shadow mode: not enforced)"
+        } else {
+            ""
+        };
+        logs.push((LogLevel::Debug, format!("refused: {reason}{mode}")));
+    }
+    let verdict = Verdict {
+        kind: decision.kind,
+        refusal: decision.denial.map(refusal),
+        counter: stats::index(decision.kind, decision.denial, shadow),
+        reason,
+    };
+    let enforcement = Some(enforcement);
+    let verdict = Some(verdict);
+    // Each arm hands over its own outcome: a reply borrows the origin, a forward takes it.
+    match decision.action {
+        _ if shadow => act(Outcome {
+            selected,
+            enforcement,
+            verdict,
+            step: Step::Pass,
+            logs,
+        }),
+        Action::Reply { status, headers } => act(Outcome {
+            selected,
+            enforcement,
+            verdict,
+            step: Step::Reply { status, headers },
+            logs,
+        }),
+        Action::Forward(response_plan) => {
+            let reason = verdict
+                .as_ref()
+                .and_then(|v| v.reason.clone())
+                .filter(|_| policy.debug_reason_header);
+            act(Outcome {
+                selected,
+                enforcement,
+                verdict,
+                step: Step::Forward(Forward {
+                    policy,
+                    plan: response_plan,
+                    origin,
+                    reason,
+                }),
+                logs,
+            })
+        }
+    }
+}
+
+fn outcome(
+    selected: Selected<'_>,
+    enforcement: Option<Enforcement>,
+    logs: Vec<(LogLevel, String)>,
+) -> Outcome<'_> {
+    Outcome {
+        selected,
+        enforcement,
+        verdict: None,
+        step: Step::Pass,
+        logs,
+    }
+}
+
+fn refusal(denial: Denial) -> Refusal {
+    match denial {
+        Denial::Origin => Refusal::Origin,
+        Denial::Method(_) => Refusal::Method,
+        Denial::Header(_) => Refusal::Headers,
+        Denial::PrivateNetwork => Refusal::PrivateNetwork,
+    }
+}
+
+/// Route metadata, then `routes[route name]`, then `virtual_hosts[virtual host name]`, then
+/// `policy`. Names are read only when the configuration keys on them.
+fn select<'c>(
+    config: &'c Config,
+    metadata: &MetadataCache,
+    view: &impl HostView,
+    logs: &mut Vec<(LogLevel, String)>,
+) -> Selected<'c> {
+    if let Some(namespace) = &config.metadata_namespace {
+        match metadata_policy(metadata, namespace, view, logs) {
+            MetadataPolicy::Absent => {}
+            MetadataPolicy::Policy(p) => {
+                return Selected::Policy(p, Source::RouteMetadata(namespace))
+            }
+            MetadataPolicy::Invalid(e) => return Selected::Invalid(e),
+        }
+    }
+    let route = config
+        .needs_route_name()
+        .then(|| view.route_name())
+        .flatten();
+    let vhost = config
+        .needs_virtual_host_name()
+        .then(|| view.virtual_host_name())
+        .flatten();
+    match config.select(utf8(&route), utf8(&vhost)) {
+        None => Selected::Nothing,
+        Some((Some(policy), source)) => Selected::Policy(policy.clone(), source),
+        Some((None, source)) => Selected::Off(source),
+    }
+}
+
+fn utf8(bytes: &Option<Vec<u8>>) -> Option<&str> {
+    bytes.as_deref().and_then(|b| std::str::from_utf8(b).ok())
+}
+
+fn metadata_policy(
+    cache: &MetadataCache,
+    namespace: &str,
+    view: &impl HostView,
+    logs: &mut Vec<(LogLevel, String)>,
+) -> MetadataPolicy {
+    let bytes = match view.route_metadata() {
+        Some(bytes) if !bytes.is_empty() => bytes,
+        _ => return MetadataPolicy::Absent,
+    };
+    if let Some(known) = cache.get(&bytes) {
+        return known;
+    }
+    // First sight of this route's metadata: log what is wrong with it once, naming the route
+    // (one more host call, on this rare path only).
+    let decoded = route_metadata::decode(&bytes, namespace);
+    if !decoded.warnings.is_empty() || matches!(decoded.policy, MetadataPolicy::Invalid(_)) {
+        let route = view.route_name().unwrap_or_default();
+        let route = format!("{:?}", String::from_utf8_lossy(&route));
+        logs.extend(
+            decoded
+                .warnings
+                .into_iter()
+                .map(|w| (LogLevel::Warn, format!("{w} (route {route})"))),
+        );
+        if let MetadataPolicy::Invalid(e) = &decoded.policy {
+            logs.push((
+                LogLevel::Error,
+                format!("{e} (first seen on route {route})"),
+            ));
+        }
+    }
+    cache.insert(bytes, decoded.policy.clone());
+    decoded.policy
+}
+
+/// A random number when `needed` (a partial share), else 0, which every non-zero share
+/// includes.
+fn roll(view: &impl HostView, needed: bool) -> u32 {
+    if needed {
+        view.random()
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests;

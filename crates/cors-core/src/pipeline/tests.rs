@@ -1,0 +1,383 @@
+//! The pipeline against a counting fake host: what it decides, and how many host calls each
+//! path makes. A change that adds a host call to a path fails here.
+
+use super::*;
+use crate::structpb::encode::encode_metadata;
+use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
+
+/// A request as a host would see it; records every host call the pipeline makes.
+#[derive(Default)]
+struct CountingHost {
+    origin: Option<&'static str>,
+    headers: Vec<(&'static str, &'static str)>,
+    route: Option<&'static str>,
+    vhost: Option<&'static str>,
+    metadata: Option<Vec<u8>>,
+    random: u32,
+    wants_reason: bool,
+    calls: RefCell<Vec<&'static str>>,
+    headers_read: Cell<bool>,
+}
+
+impl CountingHost {
+    fn call(&self, name: &'static str) {
+        self.calls.borrow_mut().push(name);
+    }
+}
+
+impl HostView for CountingHost {
+    fn origin(&self) -> Option<Vec<u8>> {
+        self.call("origin");
+        self.origin.map(|o| o.as_bytes().to_vec())
+    }
+    fn request_header(&self, name: &str) -> Option<&[u8]> {
+        // As the Wasm host: the first lookup reads the whole header map in one call.
+        if !self.headers_read.replace(true) {
+            self.call("request_headers");
+        }
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_bytes())
+    }
+    fn route_name(&self) -> Option<Vec<u8>> {
+        self.call("route_name");
+        self.route.map(|r| r.as_bytes().to_vec())
+    }
+    fn virtual_host_name(&self) -> Option<Vec<u8>> {
+        self.call("virtual_host_name");
+        self.vhost.map(|v| v.as_bytes().to_vec())
+    }
+    fn route_metadata(&self) -> Option<Vec<u8>> {
+        self.call("route_metadata");
+        self.metadata.clone()
+    }
+    fn random(&self) -> u32 {
+        self.random
+    }
+    fn wants_reason(&self) -> bool {
+        self.wants_reason
+    }
+}
+
+/// A configuration with its own route-metadata cache, as a host keeps them.
+struct Plan {
+    config: Config,
+    metadata: MetadataCache,
+}
+
+fn plan(config: Value) -> Plan {
+    Plan {
+        config: Config::from_value(&config).unwrap(),
+        metadata: MetadataCache::default(),
+    }
+}
+
+fn run<R>(plan: &Plan, host: &CountingHost, act: impl for<'o> FnOnce(Outcome<'o>) -> R) -> R {
+    on_request(&plan.config, &plan.metadata, host, act)
+}
+
+fn preflight(origin: &'static str) -> CountingHost {
+    CountingHost {
+        origin: Some(origin),
+        headers: vec![
+            (":method", "OPTIONS"),
+            ("access-control-request-method", "PUT"),
+            ("access-control-request-headers", "content-type"),
+        ],
+        ..Default::default()
+    }
+}
+
+fn actual(origin: &'static str) -> CountingHost {
+    CountingHost {
+        origin: Some(origin),
+        headers: vec![(":method", "GET")],
+        ..Default::default()
+    }
+}
+
+fn no_origin() -> CountingHost {
+    CountingHost {
+        headers: vec![(":method", "GET")],
+        ..Default::default()
+    }
+}
+
+/// What a host does with an outcome, in host calls: the view's calls, then one for a reply,
+/// or (response phase) one read of the response headers and one per edit.
+fn host_calls(plan: &Plan, host: &CountingHost) -> (Vec<&'static str>, usize) {
+    let acting = run(plan, host, |outcome| match &outcome.step {
+        Step::Pass => 0,
+        Step::Reply { .. } => 1,
+        Step::Forward(forward) => {
+            let existing: [(&[u8], &[u8]); 0] = [];
+            1 + forward.response_edits(&existing).len()
+        }
+    });
+    let calls = host.calls.borrow().clone();
+    let total = calls.len() + acting;
+    (calls, total)
+}
+
+fn summary(plan: &Plan, host: &CountingHost) -> (String, Option<usize>, Option<Refusal>) {
+    run(plan, host, |o| {
+        let step = match &o.step {
+            Step::Pass => "pass".to_owned(),
+            Step::Reply { status, .. } => format!("reply {status}"),
+            Step::Forward(f) => format!("forward {:?}", f.plan),
+        };
+        (
+            step,
+            o.verdict.as_ref().map(|v| v.counter),
+            o.verdict.and_then(|v| v.refusal),
+        )
+    })
+}
+
+const ALLOW_A: fn() -> Value = || json!({"policy": {"allow_origins": ["https://a.com"], "allow_methods": "PUT", "allow_headers": "content-type"}});
+
+#[test]
+fn a_request_without_origin_costs_one_host_call_and_passes() {
+    let plan = plan(ALLOW_A());
+    let host = no_origin();
+    assert_eq!(host_calls(&plan, &host), (vec!["origin"], 1));
+    assert_eq!(summary(&plan, &no_origin()).0, "pass");
+}
+
+#[test]
+fn an_allowed_preflight_costs_at_most_four_host_calls() {
+    let plan = plan(ALLOW_A());
+    let (calls, total) = host_calls(&plan, &preflight("https://a.com"));
+    assert_eq!(calls, ["origin", "route_metadata", "request_headers"]);
+    assert_eq!(total, 4, "three reads and the reply");
+    assert_eq!(summary(&plan, &preflight("https://a.com")).0, "reply 200");
+}
+
+#[test]
+fn an_allowed_actual_request_costs_at_most_eight_host_calls() {
+    let plan = plan(ALLOW_A());
+    let (calls, total) = host_calls(&plan, &actual("https://a.com"));
+    assert_eq!(calls, ["origin", "route_metadata", "request_headers"]);
+    // Response phase: one read, then ACAO and Vary.
+    assert_eq!(total, 6);
+    assert!(total <= 8);
+}
+
+#[test]
+fn without_route_metadata_lookups_an_allowed_preflight_costs_three() {
+    let mut config = ALLOW_A();
+    config["route_metadata_namespace"] = Value::Null;
+    let plan = plan(config);
+    let (calls, total) = host_calls(&plan, &preflight("https://a.com"));
+    assert_eq!(calls, ["origin", "request_headers"]);
+    assert_eq!(total, 3);
+}
+
+#[test]
+fn route_and_virtual_host_names_are_read_only_when_the_config_keys_on_them() {
+    let plan = plan(json!({
+        "routes": {"api": {"allow_origins": ["https://a.com"]}},
+        "virtual_hosts": {"vh": {"allow_origins": ["https://b.com"]}},
+        "route_metadata_namespace": null,
+    }));
+    let host = CountingHost {
+        route: Some("api"),
+        vhost: Some("vh"),
+        ..actual("https://a.com")
+    };
+    assert_eq!(
+        host_calls(&plan, &host).0,
+        [
+            "origin",
+            "route_name",
+            "virtual_host_name",
+            "request_headers"
+        ]
+    );
+    let host = CountingHost {
+        route: Some("other"),
+        vhost: Some("vh"),
+        ..actual("https://b.com")
+    };
+    assert_eq!(
+        summary(&plan, &host).0,
+        "forward Allow { echo_origin: true }"
+    );
+}
+
+#[test]
+fn selection_order_is_metadata_then_routes_then_virtual_hosts_then_policy() {
+    let plan = plan(json!({
+        "policy": {"allow_origins": ["https://default.com"]},
+        "routes": {"api": {"allow_origins": ["https://route.com"]}, "off": null},
+        "virtual_hosts": {"vh": {"allow_origins": ["https://vh.com"]}},
+    }));
+    let source = |host: CountingHost| {
+        run(&plan, &host, |o| match o.selected {
+            Selected::Policy(p, s) => format!("{} {s:?}", p.name),
+            other => format!("{other:?}"),
+        })
+    };
+    let meta = encode_metadata("cors", &json!({"allow_origins": ["https://meta.com"]}));
+    let at = |route, vhost, metadata: Option<Vec<u8>>| CountingHost {
+        route,
+        vhost,
+        metadata,
+        ..actual("https://x.com")
+    };
+    assert_eq!(
+        source(at(Some("api"), Some("vh"), Some(meta))),
+        "route metadata filter_metadata.cors RouteMetadata(\"cors\")"
+    );
+    assert_eq!(
+        source(at(Some("api"), Some("vh"), None)),
+        "routes.api Route(\"api\")"
+    );
+    assert_eq!(
+        source(at(Some("off"), Some("vh"), None)),
+        "Off(Route(\"off\"))"
+    );
+    assert_eq!(
+        source(at(Some("x"), Some("vh"), None)),
+        "virtual_hosts.vh VirtualHost(\"vh\")"
+    );
+    assert_eq!(source(at(None, None, None)), "policy Default");
+    assert_eq!(
+        source(no_origin()),
+        "NotCors",
+        "nothing is selected without Origin"
+    );
+}
+
+#[test]
+fn a_route_metadata_policy_is_decoded_once_and_skips_the_name_lookups() {
+    let plan = plan(json!({"routes": {"api": null}}));
+    let meta = encode_metadata("cors", &json!({"allow_origins": ["https://a.com"]}));
+    for _ in 0..2 {
+        let host = CountingHost {
+            metadata: Some(meta.clone()),
+            route: Some("api"),
+            ..actual("https://a.com")
+        };
+        assert_eq!(
+            host_calls(&plan, &host).0,
+            ["origin", "route_metadata", "request_headers"]
+        );
+    }
+}
+
+#[test]
+fn an_invalid_route_metadata_policy_turns_cors_off_and_is_logged_once() {
+    let plan = plan(json!({"policy": {"allow_origins": ["*"]}}));
+    let meta = encode_metadata("cors", &json!({"allow_origins": ["not an origin"]}));
+    let run = || {
+        let host = CountingHost {
+            metadata: Some(meta.clone()),
+            route: Some("broken"),
+            ..actual("https://a.com")
+        };
+        let logs = run(&plan, &host, |o| {
+            assert!(matches!(o.selected, Selected::Invalid(_)));
+            assert!(matches!(o.step, Step::Pass));
+            o.logs
+        });
+        let calls = host.calls.borrow().clone();
+        (logs, calls)
+    };
+    let (logs, calls) = run();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].0, LogLevel::Error);
+    assert!(
+        logs[0].1.contains("allow_origins[0]")
+            && logs[0].1.ends_with("(first seen on route \"broken\")"),
+        "{logs:?}"
+    );
+    assert_eq!(calls, ["origin", "route_metadata", "route_name"]);
+    let (logs, calls) = run();
+    assert!(logs.is_empty(), "logged once: {logs:?}");
+    assert_eq!(calls, ["origin", "route_metadata"]);
+}
+
+#[test]
+fn shadow_mode_decides_and_counts_but_passes() {
+    let plan = plan(json!({"policy": {"allow_origins": ["https://a.com"],
+        "filter_enabled": {"default_value": {"numerator": 0}},
+        "shadow_enabled": {"default_value": {"numerator": 100}}}}));
+    let (step, counter, refusal) = summary(&plan, &preflight("https://evil.com"));
+    assert_eq!(step, "pass");
+    assert_eq!(refusal, Some(Refusal::Origin));
+    let name = stats::names().nth(counter.unwrap()).unwrap();
+    assert_eq!(name, "cors.shadow.preflight.denied_origin");
+}
+
+#[test]
+fn a_disabled_policy_reads_no_request_headers() {
+    let plan = plan(json!({"policy": {"allow_origins": ["https://a.com"],
+        "filter_enabled": {"default_value": {"numerator": 0}}}}));
+    let host = preflight("https://a.com");
+    assert_eq!(summary(&plan, &host), ("pass".to_owned(), None, None));
+    assert_eq!(*host.calls.borrow(), ["origin", "route_metadata"]);
+}
+
+#[test]
+fn a_partial_share_splits_on_the_hosts_random_number() {
+    let plan = plan(json!({"policy": {"allow_origins": ["https://a.com"],
+        "filter_enabled": {"default_value": {"numerator": 50}}}}));
+    let enforcement = |random| {
+        let host = CountingHost {
+            random,
+            ..actual("https://a.com")
+        };
+        run(&plan, &host, |o| o.enforcement)
+    };
+    assert_eq!(enforcement(0), Some(Enforcement::Enforced));
+    assert_eq!(enforcement(u32::MAX), Some(Enforcement::Disabled));
+}
+
+#[test]
+fn reasons_are_built_only_when_someone_reads_them() {
+    let plan_plain = plan(ALLOW_A());
+    let reason = |plan: &Plan, wants_reason| {
+        let host = CountingHost {
+            wants_reason,
+            ..actual("https://evil.com")
+        };
+        run(plan, &host, |o| {
+            let forwarded = match &o.step {
+                Step::Forward(f) => f.reason.clone(),
+                _ => None,
+            };
+            (o.verdict.and_then(|v| v.reason), forwarded, o.logs.len())
+        })
+    };
+    assert_eq!(reason(&plan_plain, false), (None, None, 0));
+    let (verdict, forwarded, logs) = reason(&plan_plain, true);
+    assert_eq!(
+        verdict.as_deref(),
+        Some("origin https://evil.com is not in policy.allow_origins")
+    );
+    assert_eq!((forwarded, logs), (None, 1), "debug log only, no header");
+    let mut config = ALLOW_A();
+    config["policy"]["debug_reason_header"] = json!(true);
+    let (_, forwarded, logs) = reason(&plan(config), false);
+    assert!(forwarded.is_some_and(|r| r.starts_with("origin https://evil.com")));
+    assert_eq!(logs, 0);
+}
+
+#[test]
+fn preflight_headers_are_ignored_on_other_methods() {
+    let plan = plan(ALLOW_A());
+    let host = CountingHost {
+        headers: vec![
+            (":method", "GET"),
+            ("access-control-request-method", "DELETE"),
+        ],
+        ..actual("https://a.com")
+    };
+    assert_eq!(
+        summary(&plan, &host).0,
+        "forward Allow { echo_origin: true }"
+    );
+}

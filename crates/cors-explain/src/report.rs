@@ -1,0 +1,214 @@
+//! What `cors-explain` prints: an `Explanation` as text or as JSON.
+
+use crate::input::Input;
+use cors_core::decision::Kind;
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    AnsweredPreflight,
+    Refused,
+    Forwarded,
+    PassedThrough,
+}
+
+impl Outcome {
+    pub fn key(self) -> &'static str {
+        match self {
+            Outcome::AnsweredPreflight => "answered_preflight",
+            Outcome::Refused => "refused",
+            Outcome::Forwarded => "forwarded",
+            Outcome::PassedThrough => "passed_through",
+        }
+    }
+}
+
+pub struct Verdict {
+    pub what: String,
+    pub without_credentials: Result<String, String>,
+    pub with_credentials: Result<String, String>,
+}
+
+pub struct Explanation {
+    pub input: Input,
+    pub route: Option<String>,
+    pub vhost: Option<String>,
+    pub location: Option<String>,
+    pub policy: Option<String>,
+    pub source: &'static str,
+    pub key: Option<String>,
+    pub why: String,
+    pub kind: Option<Kind>,
+    pub outcome: Outcome,
+    pub forwarded: bool,
+    /// The filter's own reply status; `None` when the upstream answers.
+    pub status: Option<u32>,
+    pub denial: Option<&'static str>,
+    pub reason: Option<String>,
+    pub counter: Option<String>,
+    pub shadow: bool,
+    /// The response headers: the filter's reply, or the upstream's after the filter's edits.
+    pub headers: Vec<(String, String)>,
+    pub edits: Vec<(String, Option<String>)>,
+    pub browser: Option<Verdict>,
+    /// For a preflight: the actual request the browser sends next.
+    pub then: Option<Box<Explanation>>,
+    pub notes: Vec<String>,
+}
+
+impl Explanation {
+    pub fn to_json(&self, source: &str) -> Value {
+        let verdict = |r: &Result<String, String>| match r {
+            Ok(m) => json!({"allowed": true, "message": m}),
+            Err(m) => json!({"allowed": false, "message": m}),
+        };
+        json!({
+            "config": source,
+            "request": self.input.to_json(),
+            "route": self.route,
+            "virtual_host": self.vhost,
+            "location": self.location,
+            "policy": self.policy,
+            "selected_by": {"source": self.source, "key": self.key, "why": self.why},
+            "kind": self.kind.map(|k| match k { Kind::Preflight => "preflight", Kind::Actual => "actual" }),
+            "decision": self.outcome.key(),
+            "forwarded": self.forwarded,
+            "status": self.status,
+            "denial": self.denial,
+            "reason": self.reason,
+            "counter": self.counter,
+            "shadow": self.shadow,
+            "headers": self.headers.iter().map(|(n, v)| json!([n, v])).collect::<Vec<_>>(),
+            "edits": self.edits.iter().map(|(n, v)| json!({"header": n, "value": v})).collect::<Vec<_>>(),
+            "browser": self.browser.as_ref().map(|b| json!({
+                "sends": b.what,
+                "without_credentials": verdict(&b.without_credentials),
+                "with_credentials": verdict(&b.with_credentials),
+            })),
+            "then": self.then.as_ref().map(|t| t.to_json(source)),
+            "notes": self.notes,
+        })
+    }
+
+    pub fn render(&self, source: &str) -> String {
+        let mut out = String::new();
+        let mut line = |label: &str, text: &str| {
+            out.push_str(&format!("{label:<10}{text}\n"));
+        };
+        line("Config", source);
+        let i = &self.input;
+        let mut req = vec![i.method().to_owned()];
+        if let Some(p) = &i.path {
+            req.push(p.clone());
+        }
+        for (name, value) in [
+            ("Origin", &i.origin),
+            ("Access-Control-Request-Method", &i.request_method),
+            ("Access-Control-Request-Headers", &i.request_headers),
+        ] {
+            if let Some(v) = value {
+                req.push(format!("{name}: {v}"));
+            }
+        }
+        if i.private_network {
+            req.push("Access-Control-Request-Private-Network: true".into());
+        }
+        line("Request", &req.join("  "));
+        let names = format!(
+            "route {}, virtual host {}{}",
+            self.route
+                .as_deref()
+                .map_or("(none)".to_owned(), |r| format!("{r:?}")),
+            self.vhost
+                .as_deref()
+                .map_or("(none)".to_owned(), |v| format!("{v:?}")),
+            self.location
+                .as_deref()
+                .map_or(String::new(), |l| format!(" ({l})"))
+        );
+        line("Where", &names);
+        line(
+            "Policy",
+            &format!(
+                "{} (selected: {})",
+                self.policy.as_deref().unwrap_or("none"),
+                self.why
+            ),
+        );
+        if let Some(kind) = self.kind {
+            line(
+                "Kind",
+                match kind {
+                    Kind::Preflight => {
+                        "preflight (OPTIONS with Origin and Access-Control-Request-Method)"
+                    }
+                    Kind::Actual => "actual request",
+                },
+            );
+        }
+        let decision = match self.outcome {
+            Outcome::AnsweredPreflight => format!(
+                "answered preflight: the filter replies {} itself, not forwarded",
+                self.status.unwrap_or(200)
+            ),
+            Outcome::Refused => match self.status {
+                Some(s) => format!("REFUSED: the filter replies {s} itself, not forwarded"),
+                None => "REFUSED: forwarded upstream; the response carries no CORS permission"
+                    .to_owned(),
+            },
+            Outcome::Forwarded => {
+                "forwarded upstream; the filter adds CORS headers to the response".to_owned()
+            }
+            Outcome::PassedThrough => {
+                "passed through: the filter does not touch the request or response".to_owned()
+            }
+        };
+        line("Decision", &decision);
+        if let Some(r) = &self.reason {
+            line("Reason", r);
+        }
+        if let Some(c) = &self.counter {
+            line("Counter", c);
+        }
+        let who = match (self.status, self.input.upstream_headers.is_empty()) {
+            (Some(s), _) => format!("{s} from the filter"),
+            (None, true) => "the upstream's, with these headers from the filter \
+                             (add the upstream's own with --upstream-header)"
+                .to_owned(),
+            (None, false) => "the upstream's (as given), after the filter's edits".to_owned(),
+        };
+        line("Response", &who);
+        for (n, v) in &self.headers {
+            out.push_str(&format!("  {n}: {v}\n"));
+        }
+        if self.headers.is_empty() {
+            out.push_str("  (no headers from the filter)\n");
+        }
+        if let Some(b) = &self.browser {
+            out.push_str(&format!("Browser   {}\n", b.what));
+            for (label, r) in [
+                ("without credentials", &b.without_credentials),
+                ("with credentials   ", &b.with_credentials),
+            ] {
+                match r {
+                    Ok(m) => out.push_str(&format!("  {label}: allowed: {m}\n")),
+                    Err(m) => out.push_str(&format!("  {label}: BLOCKED: {m}\n")),
+                }
+            }
+        }
+        if let Some(then) = &self.then {
+            out.push_str(&format!(
+                "Then      the actual {}: {}\n",
+                then.input.method(),
+                then.outcome.key().replace('_', " ")
+            ));
+            for (n, v) in &then.headers {
+                out.push_str(&format!("  {n}: {v}\n"));
+            }
+        }
+        for n in &self.notes {
+            out.push_str(&format!("Note      {n}\n"));
+        }
+        out
+    }
+}

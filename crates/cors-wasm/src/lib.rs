@@ -1,0 +1,280 @@
+//! The proxy-wasm shell: host I/O around `cors_core::pipeline`. It reads what the pipeline asks
+//! for (`WasmView`), sends the reply or remembers the `Forward`, applies its edits to the
+//! response, keeps the counters and flushes them on a timer. Every header is read as bytes
+//! (the SDK's string getters panic on non-UTF-8), request headers only in the request phase
+//! (reading them in the response phase traps the VM), and nothing here unwraps.
+
+use cors_core::config::Config;
+use cors_core::header_pairs;
+use cors_core::headers::ORIGIN;
+use cors_core::pipeline::{self, Forward, HostView, LogLevel, Step};
+use cors_core::route_metadata::MetadataCache;
+use cors_core::stats;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel as WasmLogLevel, MapType, MetricType};
+use std::cell::{Cell, OnceCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(WasmLogLevel::Info);
+    proxy_wasm::set_root_context(|_| Box::new(CorsRoot::default()));
+}}
+
+/// One configuration and what route metadata decoded to under it (per VM: one per worker).
+struct Plan {
+    config: Config,
+    metadata: MetadataCache,
+}
+
+#[derive(Default)]
+struct CorsRoot {
+    plan: Option<Rc<Plan>>,
+    counts: Rc<stats::Pending>,
+    metric_ids: Vec<u32>,
+    random: Rc<Cell<u64>>,
+}
+
+impl Context for CorsRoot {}
+
+impl RootContext for CorsRoot {
+    fn on_vm_start(&mut self, _: usize) -> bool {
+        sync_log_level();
+        true
+    }
+
+    fn on_configure(&mut self, _: usize) -> bool {
+        sync_log_level();
+        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let config = match Config::from_bytes(&bytes) {
+            Ok(config) => config,
+            Err(e) => {
+                log::error!("invalid plugin configuration: {e}");
+                return false;
+            }
+        };
+        for warning in &config.warnings {
+            log::warn!("{warning}");
+        }
+        if self.metric_ids.is_empty() {
+            for name in stats::names() {
+                match hostcalls::define_metric(MetricType::Counter, &name) {
+                    Ok(id) => self.metric_ids.push(id),
+                    Err(_) => log::warn!("cannot define metric {name}"),
+                }
+            }
+            self.set_tick_period(Duration::from_secs(1));
+        }
+        let seed = self
+            .get_current_time()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64);
+        self.random.set(seed | 1);
+        self.plan = Some(Rc::new(Plan {
+            config,
+            metadata: MetadataCache::default(),
+        }));
+        true
+    }
+
+    fn on_tick(&mut self) {
+        // Follows a log level changed at run time (admin `/logging?wasm=debug`) within a second.
+        sync_log_level();
+        for (index, count) in self.counts.drain() {
+            if let Some(&id) = self.metric_ids.get(index) {
+                let _ = hostcalls::increment_metric(id, count as i64);
+            }
+        }
+    }
+
+    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
+        let plan = self.plan.clone()?;
+        Some(Box::new(CorsHttp {
+            plan,
+            counts: self.counts.clone(),
+            random: self.random.clone(),
+            forward: None,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// Takes Envoy's log level for Wasm, so that disabled records cost nothing (the SDK's logger
+/// would otherwise format them and make a host call each).
+fn sync_log_level() {
+    if let Ok(level) = hostcalls::get_log_level() {
+        proxy_wasm::set_log_level(level);
+    }
+}
+
+struct CorsHttp {
+    plan: Rc<Plan>,
+    counts: Rc<stats::Pending>,
+    random: Rc<Cell<u64>>,
+    /// Decided in the request phase, applied to the response (upstream's or a local reply).
+    forward: Option<Forward>,
+}
+
+impl Context for CorsHttp {}
+
+impl HttpContext for CorsHttp {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        let view = WasmView {
+            random: &self.random,
+            request_headers: OnceCell::new(),
+        };
+        let plan = &self.plan;
+        let (action, forward) =
+            pipeline::on_request(&plan.config, &plan.metadata, &view, |outcome| {
+                for (level, line) in &outcome.logs {
+                    match level {
+                        LogLevel::Error => log::error!("{line}"),
+                        LogLevel::Warn => log::warn!("{line}"),
+                        LogLevel::Debug => log::debug!("{line}"),
+                    }
+                }
+                if let Some(verdict) = &outcome.verdict {
+                    self.counts.count(verdict.counter);
+                }
+                match outcome.step {
+                    Step::Pass => (Action::Continue, None),
+                    Step::Reply { status, headers } => {
+                        let headers: Vec<(&str, &str)> =
+                            headers.iter().map(|(n, v)| (*n, v.as_ref())).collect();
+                        // Our own reply also comes through `on_http_response_headers`, and is
+                        // left as it is there (no `Forward`).
+                        self.send_http_response(status, headers, None);
+                        (Action::Pause, None)
+                    }
+                    Step::Forward(forward) => (Action::Continue, Some(forward)),
+                }
+            });
+        self.forward = forward;
+        action
+    }
+
+    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        // Runs for the upstream's response and for local replies of later filters and of the
+        // router (401, 403, 429, 404, 503, direct responses): all are decorated the same way.
+        if let Some(forward) = &self.forward {
+            // Only the headers the edits look at (CORS headers, Vary), borrowed from the one
+            // host call's buffer: no copy per header.
+            let headers = HeaderPairs::read(RESPONSE_HEADERS);
+            let existing: Vec<(&[u8], &[u8])> = headers
+                .iter()
+                .filter(|(n, _)| n.starts_with(b"access-control-") || *n == b"vary")
+                .collect();
+            for (name, value) in forward.response_edits(&existing) {
+                self.set_http_response_header_bytes(name, value.as_deref());
+            }
+        }
+        Action::Continue
+    }
+}
+
+/// The pipeline's view of one request, over proxy-wasm host calls (one each).
+struct WasmView<'a> {
+    random: &'a Cell<u64>,
+    /// Every request header, read at the first lookup.
+    request_headers: OnceCell<HeaderPairs>,
+}
+
+impl HostView for WasmView<'_> {
+    fn origin(&self) -> Option<Vec<u8>> {
+        hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, ORIGIN)
+            .ok()
+            .flatten()
+    }
+
+    fn request_header(&self, name: &str) -> Option<&[u8]> {
+        // One call for `:method` and, on an OPTIONS, the preflight headers: one call fewer
+        // than `:method` then the rest on a preflight; one either way on an actual request (a
+        // larger copy than a single `:method` read, parsed in place).
+        self.request_headers
+            .get_or_init(|| HeaderPairs::read(REQUEST_HEADERS))
+            .find(name)
+    }
+
+    fn route_name(&self) -> Option<Vec<u8>> {
+        hostcalls::get_property(vec!["xds", "route_name"])
+            .ok()
+            .flatten()
+    }
+
+    fn virtual_host_name(&self) -> Option<Vec<u8>> {
+        hostcalls::get_property(vec!["xds", "virtual_host_name"])
+            .ok()
+            .flatten()
+    }
+
+    fn route_metadata(&self) -> Option<Vec<u8>> {
+        hostcalls::get_property(vec!["xds", "route_metadata"])
+            .ok()
+            .flatten()
+    }
+
+    fn random(&self) -> u32 {
+        // xorshift64: enough to split traffic by percentage.
+        let mut x = self.random.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.random.set(x);
+        (x >> 32) as u32
+    }
+
+    fn wants_reason(&self) -> bool {
+        log::log_enabled!(log::Level::Debug)
+    }
+}
+
+/// `proxy_get_header_map_pairs` map types (proxy-wasm ABI 0.2.1).
+const REQUEST_HEADERS: u32 = 0;
+const RESPONSE_HEADERS: u32 = 2;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
+}
+
+/// Every header of a map in one host call, kept as the host's serialization and read in
+/// place (`header_pairs`): the SDK's `get_http_*_headers_bytes` would allocate a `String` and a
+/// `Vec` per header (and panic on a non-Ok status, which this turns into "no headers").
+struct HeaderPairs {
+    buf: Vec<u8>,
+}
+
+impl HeaderPairs {
+    fn read(map_type: u32) -> HeaderPairs {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: the host writes a buffer it allocated through the SDK's
+        // `proxy_on_memory_allocate` (a boxed slice of exactly `size` bytes, proxy-wasm =0.2.5
+        // is pinned for this), which we own from here on, as the SDK's own `get_map_bytes`
+        // does.
+        let buf = unsafe {
+            if proxy_get_header_map_pairs(map_type, &mut data, &mut size) != 0 || data.is_null() {
+                Vec::new()
+            } else {
+                Vec::from_raw_parts(data, size, size)
+            }
+        };
+        HeaderPairs { buf }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        header_pairs::iter(&self.buf)
+    }
+
+    fn find(&self, name: &str) -> Option<&[u8]> {
+        header_pairs::find(&self.buf, name)
+    }
+}
