@@ -184,7 +184,7 @@ def proxies():
                        vhost([native_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])),
         envoy.listener("ours", ports["ours"], [envoy.wasm_filter({"routes": ALL_POLICIES}, encoding="json")],
                        vhost([plain_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])),
-        envoy.listener("meta", ports["meta"], [envoy.wasm_filter({}, encoding="json")],
+        envoy.listener("meta", ports["meta"], [envoy.wasm_filter({"route_metadata_namespace": "cors"}, encoding="json")],
                        vhost([metadata_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])),
     ]
     proc = envoy.Envoy(envoy.bootstrap(listeners, [envoy.upstream_cluster(ports["upstream"])], ports["admin"]))

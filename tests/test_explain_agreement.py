@@ -42,6 +42,7 @@ PERCENT_0 = {"default_value": {"numerator": 0, "denominator": "HUNDRED"}}
 PERCENT_100 = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}
 
 MAIN_CONFIG = {
+    "route_metadata_namespace": "cors",
     "policy": {
         "allow_origins": ["https://app.example", "https://*.good.example", "http://localhost:3000"],
         "allow_methods": "GET, PUT, DELETE",

@@ -32,6 +32,7 @@ VHOST_ORIGIN = "https://vhost.example"
 ROUTE_ORIGIN = "https://route.example"
 META_ORIGIN = "https://metadata.example"
 FALLBACK_CONFIG = {
+    "route_metadata_namespace": "cors",
     "policy": POLICY,
     "virtual_hosts": {"vh-special": {"allow_origins": [VHOST_ORIGIN], "allow_methods": "GET"}},
     "routes": {"named-direct": {"allow_origins": [ROUTE_ORIGIN], "allow_methods": "GET"}},

@@ -82,8 +82,9 @@ def forwarded(headers):
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
 class TestBehaviour:
-    def test_request_without_origin_passes_untouched(self, ports, encoding):
-        status, headers, body = request(ports[encoding], "GET", "/cors-upstream/x")
+    def test_a_non_cacheable_request_without_origin_passes_untouched(self, ports, encoding):
+        status, headers, body = request(ports[encoding], "POST", "/cors-upstream/x",
+                                        [("content-length", "0")])
         assert status == 200 and body == b"upstream body"
         # The upstream's own CORS headers and Vary stay exactly as it sent them.
         assert cors(headers) == {
@@ -92,6 +93,15 @@ class TestBehaviour:
             "access-control-allow-methods": ["DELETE"],
             "vary": ["Accept-Encoding"],
         }
+
+    @pytest.mark.parametrize("method", ["GET", "HEAD"])
+    def test_a_cacheable_response_without_origin_varies_on_origin(self, ports, encoding, method):
+        # Fetch, "CORS protocol and HTTP caches": the answer depends on Origin, so a shared
+        # cache must not hand this response to a CORS request; the upstream's CORS headers,
+        # which no CORS request asked for, go.
+        status, headers, _ = request(ports[encoding], method, "/cors-upstream/x")
+        assert status == 200
+        assert cors(headers) == {"vary": ["Accept-Encoding, Origin"]}
 
     def test_allowed_preflight_is_answered_by_the_filter(self, ports, encoding):
         status, headers, body = preflight(ports[encoding], APP, "PUT", "content-type, x-custom")

@@ -19,6 +19,7 @@ def only(origin, **extra):
 PERCENT = lambda n: {"default_value": {"numerator": n, "denominator": "HUNDRED"}, "runtime_key": f"cors.p{n}"}
 
 PRECEDENCE_CONFIG = {
+    "route_metadata_namespace": "cors",
     "policy": only("https://default.test"),
     "virtual_hosts": {"vh-a": only("https://vhost.test")},
     "routes": {

@@ -1,7 +1,8 @@
 """envoy/skip-without-origin.yaml: our filter wrapped in ExtensionWithMatcher + SkipFilter when the
-request has no Origin. The shipped file runs as it is (ports and the module path rewritten) next to
-a listener with the same filter unwrapped: every CORS request gets exactly the same answer from
-both, and requests without Origin pass to the backend untouched."""
+request has no Origin and is not a GET or HEAD. The shipped file runs as it is (ports and the module
+path rewritten) next to a listener with the same filter unwrapped: every request gets exactly the
+same answer from both; other requests without Origin pass to the backend untouched, and GET / HEAD
+without Origin still get `Vary: Origin`."""
 
 import copy
 
@@ -91,8 +92,8 @@ def test_the_filter_acts_behind_the_wrapper(ports):
     assert "Origin" in ", ".join(header_values(headers, "vary"))
 
 
-@pytest.mark.parametrize("method", ["GET", "POST", "OPTIONS", "DELETE"])
-def test_requests_without_origin_pass_untouched(ports, method):
+@pytest.mark.parametrize("method", ["POST", "OPTIONS", "DELETE"])
+def test_non_cacheable_requests_without_origin_pass_untouched(ports, method):
     extra = [("content-length", "0")] if method == "POST" else []
     status, headers, body = request(ports["skip"], method, "/items",
                                     [("access-control-request-method", "PUT")] + extra)
@@ -101,3 +102,13 @@ def test_requests_without_origin_pass_untouched(ports, method):
     assert not [k for k, _ in headers if k.startswith("access-control-") or k == "vary"]
     assert stable(request(ports["skip"], method, "/items", extra)) == \
         stable(request(ports["plain"], method, "/items", extra))
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_cacheable_requests_without_origin_are_not_skipped(ports, method):
+    # The wrapper must not skip what the Fetch standard's cache rule needs: `Vary: Origin`.
+    status, headers, _ = request(ports["skip"], method, "/items")
+    assert status == 200
+    assert header_values(headers, "vary") == ["Origin"]
+    assert stable(request(ports["skip"], method, "/items")) == \
+        stable(request(ports["plain"], method, "/items"))

@@ -10,9 +10,6 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The metadata namespace read from routes unless the configuration names another.
-pub const DEFAULT_METADATA_NAMESPACE: &str = "cors";
-
 /// `None` in a map: CORS is off there.
 pub type PolicyEntry = Option<Arc<Policy>>;
 
@@ -21,10 +18,27 @@ pub struct Config {
     pub default: Option<Arc<Policy>>,
     pub virtual_hosts: HashMap<String, PolicyEntry>,
     pub routes: HashMap<String, PolicyEntry>,
-    /// `filter_metadata` namespace holding per-route policies; `None` when lookups are off.
+    /// `filter_metadata` namespace holding per-route policies; `None` (the default) when
+    /// lookups are off: they cost a host call per CORS request.
     pub metadata_namespace: Option<String>,
+    /// What the responses to requests without `Origin` get.
+    pub without_origin: WithoutOrigin,
     /// Things worth telling the operator at load (ignored runtime keys, useless combinations).
     pub warnings: Vec<String>,
+}
+
+/// What the filter does to the responses of requests without `Origin` (`requests_without_origin`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum WithoutOrigin {
+    /// The Fetch standard's rule for caches ("CORS protocol and HTTP caches"): a cacheable
+    /// response (`GET`, `HEAD`) whose CORS answer depends on `Origin` gets `Vary: Origin`, and
+    /// one under a policy allowing any origin without credentials gets its constant answer
+    /// (`Access-Control-Allow-Origin: *`), so that a shared cache never hands one request's
+    /// answer to another.
+    #[default]
+    CacheSafe,
+    /// Untouched: for deployments that know no shared cache stands in front.
+    Pass,
 }
 
 /// Which key of the configuration chose the policy for a request (borrowed: selecting
@@ -55,8 +69,7 @@ impl Config {
             policy_map(f.optional("virtual_hosts"), "virtual_hosts", &mut warnings)?;
         let routes = policy_map(f.optional("routes"), "routes", &mut warnings)?;
         let metadata_namespace = match f.raw("route_metadata_namespace") {
-            None => Some(DEFAULT_METADATA_NAMESPACE.to_owned()),
-            Some(Value::Null) => None,
+            None | Some(Value::Null) => None,
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
             Some(other) => {
                 return Err(expected(
@@ -66,12 +79,27 @@ impl Config {
                 ))
             }
         };
+        let without_origin = match f.raw("requests_without_origin") {
+            None => WithoutOrigin::CacheSafe,
+            Some(Value::String(s)) if s == "cache_safe" => WithoutOrigin::CacheSafe,
+            Some(Value::String(s)) if s == "pass" => WithoutOrigin::Pass,
+            Some(other) => {
+                return Err(JsonError::new(
+                    "requests_without_origin",
+                    format!(
+                        "expected \"cache_safe\" or \"pass\", found {}",
+                        crate::json_text::render(other)
+                    ),
+                ))
+            }
+        };
         f.finish()?;
         Ok(Config {
             default,
             virtual_hosts,
             routes,
             metadata_namespace,
+            without_origin,
             warnings,
         })
     }
@@ -224,13 +252,18 @@ mod tests {
     fn names_are_looked_up_only_when_maps_exist() {
         let c = config(json!({"policy": {"allow_origins": ["*"]}}));
         assert!(!c.needs_route_name() && !c.needs_virtual_host_name());
-        assert_eq!(c.metadata_namespace.as_deref(), Some("cors"));
+        assert_eq!(c.metadata_namespace, None, "route metadata is opt-in");
         let c = config(
-            json!({"routes": {}, "virtual_hosts": {"v": null}, "route_metadata_namespace": null}),
+            json!({"routes": {}, "virtual_hosts": {"v": null}, "route_metadata_namespace": "cors"}),
         );
         assert!(
-            !c.needs_route_name() && c.needs_virtual_host_name() && c.metadata_namespace.is_none()
+            !c.needs_route_name()
+                && c.needs_virtual_host_name()
+                && c.metadata_namespace.as_deref() == Some("cors")
         );
+        assert!(config(json!({"route_metadata_namespace": null}))
+            .metadata_namespace
+            .is_none());
     }
 
     #[test]
@@ -247,5 +280,9 @@ mod tests {
             .starts_with("routes.api: expected an object, found a string"));
         assert!(err(r#"{"routes": []}"#).starts_with("routes: expected a map"));
         assert!(err("[1]").contains("must be a JSON object"));
+        assert_eq!(
+            err(r#"{"requests_without_origin": "vary"}"#),
+            "requests_without_origin: expected \"cache_safe\" or \"pass\", found \"vary\""
+        );
     }
 }

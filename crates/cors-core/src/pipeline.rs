@@ -4,14 +4,18 @@
 //! A host implements `HostView` over its own calls and acts on the `Outcome`: it sends the
 //! reply, or remembers the `Forward` and applies `Forward::response_edits` to the response.
 //!
+//! Requests without `Origin` are not CORS requests, but a cacheable one (`GET`, `HEAD`) still
+//! gets a response that caches cannot confuse (`requests_without_origin: cache_safe`, the
+//! default): `Vary: Origin`, or the constant answer of a policy that allows any origin.
+//!
 //! The pipeline asks the view lazily and in a fixed order, so the number of host calls per
 //! path is a property of this module (pinned by the counting-view tests below):
-//! 1. `origin` (the only call without `Origin`);
-//! 2. `route_metadata`, unless `route_metadata_namespace: null`; `route_name` /
-//!    `virtual_host_name` only when the configuration has `routes` / `virtual_hosts`;
-//! 3. `request_header`, whose first call reads every request header at once.
+//! 1. `request_header`: its first call reads every request header at once (`origin`,
+//!    `:method`, the preflight headers); the only call for a request that needs nothing;
+//! 2. `route_metadata` when `route_metadata_namespace` is set; `route_name` /
+//!    `virtual_host_name` only when the configuration has `routes` / `virtual_hosts`.
 
-use crate::config::{Config, Source};
+use crate::config::{Config, Source, WithoutOrigin};
 use crate::decision::{self, Action, Denial, Kind, Request, ResponsePlan};
 use crate::headers::*;
 use crate::policy::Policy;
@@ -22,8 +26,6 @@ use std::sync::Arc;
 
 /// What a host can tell the pipeline about one request. Each method is at most one host call.
 pub trait HostView {
-    /// The `Origin` request header.
-    fn origin(&self) -> Option<Vec<u8>>;
     /// A request header by lower-case name (`:method` included). The first call may read every
     /// request header in one host call; later calls must not call the host again.
     fn request_header(&self, name: &str) -> Option<&[u8]>;
@@ -43,7 +45,7 @@ pub trait HostView {
 /// Which policy applies to a request, and which key of the configuration chose it.
 #[derive(Debug)]
 pub enum Selected<'a> {
-    /// No `Origin`: not a CORS request; nothing was looked up.
+    /// No policy was looked up: a request without `Origin` that needs nothing.
     NotCors,
     /// No key applies and there is no default `policy`.
     Nothing,
@@ -166,34 +168,23 @@ pub fn on_request<V: HostView, R>(
     view: &V,
     act: impl for<'o> FnOnce(Outcome<'o>) -> R,
 ) -> R {
-    let Some(origin) = view.origin() else {
-        return act(outcome(Selected::NotCors, None, Vec::new()));
+    let method = view.request_header(":method").unwrap_or_default();
+    let Some(origin) = view.request_header(ORIGIN) else {
+        return without_origin(config, metadata, view, method, act);
     };
     let mut logs = Vec::new();
     let selected = select(config, metadata, view, &mut logs);
-    let policy = match &selected {
-        Selected::Policy(policy, _) => policy.clone(),
-        _ => return act(outcome(selected, None, logs)),
+    let (policy, enforcement) = match enforce(&selected, view) {
+        Some((policy, enforcement)) if enforcement != Enforcement::Disabled => {
+            (policy, enforcement)
+        }
+        enforcement => return act(outcome(selected, enforcement.map(|(_, e)| e), logs)),
     };
-    let enforcement = if policy
-        .filter_enabled
-        .includes(roll(view, policy.filter_enabled.is_partial()))
-    {
-        Enforcement::Enforced
-    } else if policy
-        .shadow_enabled
-        .includes(roll(view, policy.shadow_enabled.is_partial()))
-    {
-        Enforcement::Shadow
-    } else {
-        return act(outcome(selected, Some(Enforcement::Disabled), logs));
-    };
-    let method = view.request_header(":method").unwrap_or_default();
     let is_options = method == b"OPTIONS";
     // The `Access-Control-Request-*` headers mean something only on a preflight.
     let preflight_header = |name| view.request_header(name).filter(|_| is_options);
     let request = Request {
-        origin: &origin,
+        origin,
         method,
         request_method: preflight_header(ACCESS_CONTROL_REQUEST_METHOD),
         request_headers: preflight_header(ACCESS_CONTROL_REQUEST_HEADERS),
@@ -252,13 +243,77 @@ pub fn on_request<V: HostView, R>(
                 step: Step::Forward(Forward {
                     policy,
                     plan: response_plan,
-                    origin,
+                    origin: origin.to_vec(),
                     reason,
                 }),
                 logs,
             })
         }
     }
+}
+
+/// A request without `Origin`: nothing, unless its response may be cached (`GET`, `HEAD`) and
+/// the configuration keeps such responses cache-safe. Then the policy that a CORS request
+/// would get decides: a constant answer (any origin, no credentials) is sent as is; any other
+/// gets `Vary: Origin` and loses CORS headers the upstream set. No verdict, no counter: this is
+/// not a CORS request.
+fn without_origin<V: HostView, R>(
+    config: &Config,
+    metadata: &MetadataCache,
+    view: &V,
+    method: &[u8],
+    act: impl for<'o> FnOnce(Outcome<'o>) -> R,
+) -> R {
+    let cacheable = method == b"GET" || method == b"HEAD";
+    if config.without_origin == WithoutOrigin::Pass || !cacheable {
+        return act(outcome(Selected::NotCors, None, Vec::new()));
+    }
+    let mut logs = Vec::new();
+    let selected = select(config, metadata, view, &mut logs);
+    let policy = match enforce(&selected, view) {
+        Some((policy, Enforcement::Enforced)) => policy,
+        // Shadow mode changes nothing, and neither does a disabled policy.
+        enforcement => return act(outcome(selected, enforcement.map(|(_, e)| e), logs)),
+    };
+    let plan = if policy.origins.allows_any() && !policy.allow_credentials {
+        ResponsePlan::Allow { echo_origin: false }
+    } else {
+        ResponsePlan::Deny
+    };
+    act(Outcome {
+        selected,
+        enforcement: Some(Enforcement::Enforced),
+        verdict: None,
+        step: Step::Forward(Forward {
+            policy,
+            plan,
+            origin: Vec::new(),
+            reason: None,
+        }),
+        logs,
+    })
+}
+
+/// The selected policy and how `filter_enabled` / `shadow_enabled` treat this request; `None`
+/// when no policy applies.
+fn enforce(selected: &Selected, view: &impl HostView) -> Option<(Arc<Policy>, Enforcement)> {
+    let Selected::Policy(policy, _) = selected else {
+        return None;
+    };
+    let enforcement = if policy
+        .filter_enabled
+        .includes(roll(view, policy.filter_enabled.is_partial()))
+    {
+        Enforcement::Enforced
+    } else if policy
+        .shadow_enabled
+        .includes(roll(view, policy.shadow_enabled.is_partial()))
+    {
+        Enforcement::Shadow
+    } else {
+        Enforcement::Disabled
+    };
+    Some((policy.clone(), enforcement))
 }
 
 fn outcome(

@@ -112,16 +112,13 @@ struct ExplainView<'a> {
 }
 
 impl HostView for ExplainView<'_> {
-    fn origin(&self) -> Option<Vec<u8>> {
-        self.input.origin.as_ref().map(|o| o.as_bytes().to_vec())
-    }
-
     fn request_header(&self, name: &str) -> Option<&[u8]> {
         fn text(v: &Option<String>) -> Option<&[u8]> {
             v.as_deref().map(str::as_bytes)
         }
         match name {
             ":method" => Some(self.input.method().as_bytes()),
+            ORIGIN => text(&self.input.origin),
             ACCESS_CONTROL_REQUEST_METHOD => text(&self.input.request_method),
             ACCESS_CONTROL_REQUEST_HEADERS => text(&self.input.request_headers),
             ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK => {
@@ -348,10 +345,17 @@ pub fn explain(
     });
     let (mut ex, policy) = ex;
     let Some(origin) = input.origin.as_deref() else {
-        ex.notes.push(
+        ex.notes.push(if ex.edits.is_empty() {
             "no Origin header: not a CORS request; the filter does nothing (browsers send Origin on every cross-origin request)"
-                .into(),
-        );
+                .into()
+        } else {
+            format!(
+                "no Origin header: not a CORS request, but a {} response may be cached: the filter gives it the \
+                 headers that keep shared caches from serving it to a CORS request \
+                 (requests_without_origin: cache_safe, the default)",
+                input.method()
+            )
+        });
         return Ok(ex);
     };
     let method = input.method();

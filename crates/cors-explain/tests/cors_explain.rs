@@ -297,7 +297,7 @@ fn method_refusal_is_answered_without_the_method() {
 }
 
 #[test]
-fn null_entry_and_missing_origin_pass_through() {
+fn a_null_entry_passes_and_a_request_without_origin_gets_only_vary() {
     let ex = json(&[
         &config(),
         "--route",
@@ -312,9 +312,17 @@ fn null_entry_and_missing_origin_pass_through() {
         .unwrap()
         .contains("CORS is off"));
     let ex = json(&[&config()]);
-    assert_eq!(ex["decision"], "passed_through");
+    assert_eq!(
+        ex["decision"], "forwarded",
+        "a GET's response may be cached"
+    );
+    assert_eq!(header(&ex, "vary"), Some("Origin"));
     assert!(ex["browser"].is_null());
     assert!(ex["kind"].is_null());
+    assert!(ex["counter"].is_null());
+    let ex = json(&[&config(), "--method", "POST"]);
+    assert_eq!(ex["decision"], "passed_through");
+    assert_eq!(ex["headers"], serde_json::json!([]));
 }
 
 const ENVOY_YAML: &str = r#"
@@ -354,6 +362,7 @@ static_resources:
                   value:
                     policy: {allow_origins: ["https://app.example"], max_age: 600}
                     routes: {items: {allow_origins: ["https://items.example"]}}
+                    route_metadata_namespace: cors
           - name: envoy.filters.http.router
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
 "#;
@@ -398,7 +407,8 @@ fn envoy_yaml_string_value_config_and_its_errors() {
         r#"                  "@type": type.googleapis.com/google.protobuf.Struct
                   value:
                     policy: {allow_origins: ["https://app.example"], max_age: 600}
-                    routes: {items: {allow_origins: ["https://items.example"]}}"#,
+                    routes: {items: {allow_origins: ["https://items.example"]}}
+                    route_metadata_namespace: cors"#,
         r#"                  "@type": type.googleapis.com/google.protobuf.StringValue
                   value: '{"policy": {"allow_origins": ["https://json.example"]}}'"#,
     );

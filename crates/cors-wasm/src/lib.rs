@@ -6,13 +6,12 @@
 
 use cors_core::config::Config;
 use cors_core::header_pairs;
-use cors_core::headers::ORIGIN;
 use cors_core::pipeline::{self, Forward, HostView, LogLevel, Step};
 use cors_core::route_metadata::MetadataCache;
 use cors_core::stats;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel as WasmLogLevel, MapType, MetricType};
+use proxy_wasm::types::{Action, ContextType, LogLevel as WasmLogLevel, MetricType};
 use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -184,16 +183,9 @@ struct WasmView<'a> {
 }
 
 impl HostView for WasmView<'_> {
-    fn origin(&self) -> Option<Vec<u8>> {
-        hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, ORIGIN)
-            .ok()
-            .flatten()
-    }
-
     fn request_header(&self, name: &str) -> Option<&[u8]> {
-        // One call for `:method` and, on an OPTIONS, the preflight headers: one call fewer
-        // than `:method` then the rest on a preflight; one either way on an actual request (a
-        // larger copy than a single `:method` read, parsed in place).
+        // One call for `origin`, `:method` and the preflight headers, parsed in place: a larger
+        // copy than a single `origin` read, but every path needs `:method` too.
         self.request_headers
             .get_or_init(|| HeaderPairs::read(REQUEST_HEADERS))
             .find(name)

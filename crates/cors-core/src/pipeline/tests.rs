@@ -27,14 +27,13 @@ impl CountingHost {
 }
 
 impl HostView for CountingHost {
-    fn origin(&self) -> Option<Vec<u8>> {
-        self.call("origin");
-        self.origin.map(|o| o.as_bytes().to_vec())
-    }
     fn request_header(&self, name: &str) -> Option<&[u8]> {
         // As the Wasm host: the first lookup reads the whole header map in one call.
         if !self.headers_read.replace(true) {
             self.call("request_headers");
+        }
+        if name == "origin" {
+            return self.origin.map(str::as_bytes);
         }
         self.headers
             .iter()
@@ -138,20 +137,91 @@ fn summary(plan: &Plan, host: &CountingHost) -> (String, Option<usize>, Option<R
 
 const ALLOW_A: fn() -> Value = || json!({"policy": {"allow_origins": ["https://a.com"], "allow_methods": "PUT", "allow_headers": "content-type"}});
 
-#[test]
-fn a_request_without_origin_costs_one_host_call_and_passes() {
-    let plan = plan(ALLOW_A());
-    let host = no_origin();
-    assert_eq!(host_calls(&plan, &host), (vec!["origin"], 1));
-    assert_eq!(summary(&plan, &no_origin()).0, "pass");
+/// A configuration with route-metadata lookups on.
+fn with_metadata(mut config: Value) -> Value {
+    config["route_metadata_namespace"] = json!("cors");
+    config
 }
 
 #[test]
-fn an_allowed_preflight_costs_at_most_four_host_calls() {
+fn a_non_cacheable_request_without_origin_costs_one_host_call_and_passes() {
+    let plan = plan(ALLOW_A());
+    for method in ["POST", "PUT", "OPTIONS"] {
+        let host = CountingHost {
+            headers: vec![(":method", method)],
+            ..Default::default()
+        };
+        assert_eq!(host_calls(&plan, &host), (vec!["request_headers"], 1));
+        assert_eq!(summary(&plan, &host).0, "pass");
+    }
+}
+
+#[test]
+fn a_cacheable_response_without_origin_gets_vary_origin_in_three_host_calls() {
+    let plan = plan(ALLOW_A());
+    for method in ["GET", "HEAD"] {
+        let host = CountingHost {
+            headers: vec![(":method", method)],
+            ..Default::default()
+        };
+        // The request read, then the response read and the `Vary` edit.
+        assert_eq!(host_calls(&plan, &host), (vec!["request_headers"], 3));
+        let edits = run(&plan, &no_origin(), |o| match o.step {
+            Step::Forward(f) => format!("{:?}", f.response_edits::<&[u8], &[u8]>(&[])),
+            other => format!("{other:?}"),
+        });
+        assert_eq!(edits, r#"[("vary", Some([79, 114, 105, 103, 105, 110]))]"#);
+        assert!(
+            run(&plan, &no_origin(), |o| o.verdict.is_none()),
+            "no counter"
+        );
+    }
+}
+
+#[test]
+fn a_policy_allowing_any_origin_without_credentials_answers_every_cacheable_response() {
+    let plan = plan(json!({"policy": {"allow_origins": ["*"], "expose_headers": "x-total"}}));
+    let edits = run(&plan, &no_origin(), |o| match o.step {
+        Step::Forward(f) => f
+            .response_edits::<&[u8], &[u8]>(&[])
+            .into_iter()
+            .map(|(n, v)| format!("{n}: {}", String::from_utf8_lossy(&v.unwrap_or_default())))
+            .collect::<Vec<_>>(),
+        _ => Vec::new(),
+    });
+    assert_eq!(
+        edits,
+        [
+            "access-control-allow-origin: *",
+            "access-control-expose-headers: x-total"
+        ]
+    );
+}
+
+#[test]
+fn requests_without_origin_pass_untouched_when_no_shared_cache_is_declared() {
+    let mut config = ALLOW_A();
+    config["requests_without_origin"] = json!("pass");
+    let plan = plan(config);
+    assert_eq!(
+        host_calls(&plan, &no_origin()),
+        (vec!["request_headers"], 1)
+    );
+    // Nor does a request without a policy, or with CORS off there.
+    let plan = self::plan(json!({"routes": {"api": null}}));
+    let host = CountingHost {
+        route: Some("api"),
+        ..no_origin()
+    };
+    assert_eq!(summary(&plan, &host).0, "pass");
+}
+
+#[test]
+fn an_allowed_preflight_costs_two_host_calls() {
     let plan = plan(ALLOW_A());
     let (calls, total) = host_calls(&plan, &preflight("https://a.com"));
-    assert_eq!(calls, ["origin", "route_metadata", "request_headers"]);
-    assert_eq!(total, 4, "three reads and the reply");
+    assert_eq!(calls, ["request_headers"]);
+    assert_eq!(total, 2, "one read and the reply");
     assert_eq!(summary(&plan, &preflight("https://a.com")).0, "reply 200");
 }
 
@@ -159,19 +229,16 @@ fn an_allowed_preflight_costs_at_most_four_host_calls() {
 fn an_allowed_actual_request_costs_at_most_eight_host_calls() {
     let plan = plan(ALLOW_A());
     let (calls, total) = host_calls(&plan, &actual("https://a.com"));
-    assert_eq!(calls, ["origin", "route_metadata", "request_headers"]);
+    assert_eq!(calls, ["request_headers"]);
     // Response phase: one read, then ACAO and Vary.
-    assert_eq!(total, 6);
-    assert!(total <= 8);
+    assert_eq!(total, 4);
 }
 
 #[test]
-fn without_route_metadata_lookups_an_allowed_preflight_costs_three() {
-    let mut config = ALLOW_A();
-    config["route_metadata_namespace"] = Value::Null;
-    let plan = plan(config);
+fn route_metadata_lookups_cost_one_host_call_and_only_when_configured() {
+    let plan = plan(with_metadata(ALLOW_A()));
     let (calls, total) = host_calls(&plan, &preflight("https://a.com"));
-    assert_eq!(calls, ["origin", "request_headers"]);
+    assert_eq!(calls, ["request_headers", "route_metadata"]);
     assert_eq!(total, 3);
 }
 
@@ -189,12 +256,7 @@ fn route_and_virtual_host_names_are_read_only_when_the_config_keys_on_them() {
     };
     assert_eq!(
         host_calls(&plan, &host).0,
-        [
-            "origin",
-            "route_name",
-            "virtual_host_name",
-            "request_headers"
-        ]
+        ["request_headers", "route_name", "virtual_host_name"]
     );
     let host = CountingHost {
         route: Some("other"),
@@ -213,6 +275,7 @@ fn selection_order_is_metadata_then_routes_then_virtual_hosts_then_policy() {
         "policy": {"allow_origins": ["https://default.com"]},
         "routes": {"api": {"allow_origins": ["https://route.com"]}, "off": null},
         "virtual_hosts": {"vh": {"allow_origins": ["https://vh.com"]}},
+        "route_metadata_namespace": "cors",
     }));
     let source = |host: CountingHost| {
         run(&plan, &host, |o| match o.selected {
@@ -244,16 +307,20 @@ fn selection_order_is_metadata_then_routes_then_virtual_hosts_then_policy() {
         "virtual_hosts.vh VirtualHost(\"vh\")"
     );
     assert_eq!(source(at(None, None, None)), "policy Default");
+    let post = CountingHost {
+        headers: vec![(":method", "POST")],
+        ..Default::default()
+    };
     assert_eq!(
-        source(no_origin()),
+        source(post),
         "NotCors",
-        "nothing is selected without Origin"
+        "nothing is selected for a POST without Origin"
     );
 }
 
 #[test]
 fn a_route_metadata_policy_is_decoded_once_and_skips_the_name_lookups() {
-    let plan = plan(json!({"routes": {"api": null}}));
+    let plan = plan(json!({"routes": {"api": null}, "route_metadata_namespace": "cors"}));
     let meta = encode_metadata("cors", &json!({"allow_origins": ["https://a.com"]}));
     for _ in 0..2 {
         let host = CountingHost {
@@ -263,14 +330,15 @@ fn a_route_metadata_policy_is_decoded_once_and_skips_the_name_lookups() {
         };
         assert_eq!(
             host_calls(&plan, &host).0,
-            ["origin", "route_metadata", "request_headers"]
+            ["request_headers", "route_metadata"]
         );
     }
 }
 
 #[test]
 fn an_invalid_route_metadata_policy_turns_cors_off_and_is_logged_once() {
-    let plan = plan(json!({"policy": {"allow_origins": ["*"]}}));
+    let plan =
+        plan(json!({"policy": {"allow_origins": ["*"]}, "route_metadata_namespace": "cors"}));
     let meta = encode_metadata("cors", &json!({"allow_origins": ["not an origin"]}));
     let run = || {
         let host = CountingHost {
@@ -294,10 +362,10 @@ fn an_invalid_route_metadata_policy_turns_cors_off_and_is_logged_once() {
             && logs[0].1.ends_with("(first seen on route \"broken\")"),
         "{logs:?}"
     );
-    assert_eq!(calls, ["origin", "route_metadata", "route_name"]);
+    assert_eq!(calls, ["request_headers", "route_metadata", "route_name"]);
     let (logs, calls) = run();
     assert!(logs.is_empty(), "logged once: {logs:?}");
-    assert_eq!(calls, ["origin", "route_metadata"]);
+    assert_eq!(calls, ["request_headers", "route_metadata"]);
 }
 
 #[test]
@@ -313,12 +381,12 @@ fn shadow_mode_decides_and_counts_but_passes() {
 }
 
 #[test]
-fn a_disabled_policy_reads_no_request_headers() {
+fn a_disabled_policy_makes_no_further_host_call() {
     let plan = plan(json!({"policy": {"allow_origins": ["https://a.com"],
         "filter_enabled": {"default_value": {"numerator": 0}}}}));
     let host = preflight("https://a.com");
     assert_eq!(summary(&plan, &host), ("pass".to_owned(), None, None));
-    assert_eq!(*host.calls.borrow(), ["origin", "route_metadata"]);
+    assert_eq!(*host.calls.borrow(), ["request_headers"]);
 }
 
 #[test]
