@@ -268,3 +268,31 @@ def test_hostile_requests_never_break_the_filter_or_trick_it(envoy, name):
     assert dict(resp).get(b"access-control-allow-origin") in (b"https://app.example.com", b"*")
     log = envoy.log()
     assert "panicked" not in log and "RuntimeError" not in log and "Wasm VM failed" not in log
+
+
+@pytest.mark.parametrize("name", ["strict", "any"])
+@pytest.mark.parametrize("what, request_headers", [
+    ("17 empty elements", [b"x-a" + b"," * 17]),
+    # Envoy joins repeated field lines with "," (and drops empty ones) before the filter sees
+    # them: lines of empty elements count as elements.
+    ("17 field lines of empty elements", [b"x-a"] + [b" , "] * 16),
+    ("129 names", [b",".join(b"x-%d" % i for i in range(129))]),
+    ("8193 bytes", [b"x-" + b"a" * 8191]),
+])
+def test_a_preflight_past_the_request_headers_limits_gets_no_cors_headers(envoy, name, what, request_headers):
+    # An allowed origin, so only the limits refuse it; Envoy joins repeated field lines with ",".
+    headers = [(b"origin", b"https://app.example.com"), (b"access-control-request-method", b"PUT")]
+    headers += [(b"access-control-request-headers", v) for v in request_headers]
+    status, resp = Conn(envoy.ports[name]).send(raw_request(b"OPTIONS", b"/", headers))
+    assert status == 403, what
+    assert not [n for n, _ in resp if n.startswith(b"access-control-")], resp
+    assert b"past the filter's limits" in dict(resp)[b"x-cors-reason"]
+
+
+@pytest.mark.parametrize("name", ["strict", "any"])
+def test_a_browser_like_preflight_at_the_limits_is_answered(envoy, name):
+    headers = [(b"origin", b"https://app.example.com"), (b"access-control-request-method", b"PUT"),
+               (b"access-control-request-headers", b"x-a" + b"," * 16)]
+    status, resp = Conn(envoy.ports[name]).send(raw_request(b"OPTIONS", b"/", headers))
+    assert status == 200
+    assert dict(resp)[b"access-control-allow-origin"] in (b"https://app.example.com", b"*")

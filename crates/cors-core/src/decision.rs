@@ -42,6 +42,35 @@ pub enum Denial<'a> {
     Method(&'a [u8]),
     Header(&'a [u8]),
     PrivateNetwork,
+    /// `Access-Control-Request-Headers` past `REQUEST_HEADERS_LIMITS`: no browser sends it.
+    RequestHeadersOverLimit,
+}
+
+/// Bounds on a preflight's `Access-Control-Request-Headers`, far above anything a browser sends
+/// (one line of lower-case names, no empty elements): `(empty elements, names, bytes)`. Past
+/// them, the preflight is refused with no CORS headers, and the work per preflight stays
+/// bounded. Envoy joins repeated field lines with commas (dropping empty ones) before a filter
+/// sees them, so field lines count as list elements.
+pub const REQUEST_HEADERS_LIMITS: (usize, usize, usize) = (16, 128, 8192);
+
+fn within_limits(requested: &[u8]) -> bool {
+    let (max_empty, max_names, max_bytes) = REQUEST_HEADERS_LIMITS;
+    if requested.len() > max_bytes {
+        return false;
+    }
+    let (mut empty, mut names) = (0, 0);
+    for item in requested.split(|&b| b == b',').map(trim_ows) {
+        let count = if item.is_empty() {
+            &mut empty
+        } else {
+            &mut names
+        };
+        *count += 1;
+        if empty > max_empty || names > max_names {
+            return false;
+        }
+    }
+    true
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -104,6 +133,17 @@ pub fn decide<'a>(policy: &'a Policy, request: &Request<'a>) -> Decision<'a> {
         };
     };
     let echo_origin = matched == OriginMatch::Listed || policy.allow_credentials;
+    if kind == Kind::Preflight && !request.request_headers.is_none_or(within_limits) {
+        let denial = Denial::RequestHeadersOverLimit;
+        return Decision {
+            kind,
+            denial: Some(denial),
+            action: Action::Reply {
+                status: 403,
+                headers: refusal_headers(policy, request, denial),
+            },
+        };
+    }
     if kind == Kind::Actual {
         return Decision {
             kind,
@@ -264,6 +304,12 @@ pub fn reason(policy: &Policy, request: &Request, denial: Denial) -> String {
         Denial::PrivateNetwork => {
             format!("private network access is not allowed by {name} (allow_private_network_access)")
         }
+        Denial::RequestHeadersOverLimit => {
+            let (empty, names, bytes) = REQUEST_HEADERS_LIMITS;
+            format!(
+                "Access-Control-Request-Headers is past the filter's limits ({empty} empty elements or field lines, {names} names, {bytes} bytes): no browser sends that"
+            )
+        }
     }
 }
 
@@ -409,6 +455,46 @@ mod tests {
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
             other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_preflight_past_the_request_headers_limits_is_refused_with_no_cors_headers() {
+        let p = policy(
+            json!({"allow_origins": ["https://a.com"], "allow_methods": "PUT", "allow_headers": "*"}),
+        );
+        let (max_empty, max_names, max_bytes) = REQUEST_HEADERS_LIMITS;
+        let at_limit = format!("x-a{}", ",".repeat(max_empty));
+        let too_many_empty = format!("x-a{}", ",".repeat(max_empty + 1));
+        let names = |n: usize| {
+            (0..n)
+                .map(|i| format!("x-{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let long = format!("x-{}", "a".repeat(max_bytes));
+        for (value, refused) in [
+            (at_limit.as_str(), false),
+            (too_many_empty.as_str(), true),
+            (&names(max_names), false),
+            (&names(max_names + 1), true),
+            (&long, true),
+        ] {
+            let d = decide(&p, &preflight("https://a.com", "PUT", Some(value)));
+            if refused {
+                assert_eq!(
+                    d.denial,
+                    Some(Denial::RequestHeadersOverLimit),
+                    "{value:.40}"
+                );
+                assert!(matches!(d.action, Action::Reply { status: 403, .. }));
+                assert_eq!(
+                    reply_headers(&d),
+                    [("vary".to_owned(), "Origin".to_owned())]
+                );
+            } else {
+                assert_eq!(d.denial, None, "{value:.40}");
+            }
         }
     }
 

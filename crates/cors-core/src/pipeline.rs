@@ -334,7 +334,7 @@ fn refusal(denial: Denial) -> Refusal {
     match denial {
         Denial::Origin => Refusal::Origin,
         Denial::Method(_) => Refusal::Method,
-        Denial::Header(_) => Refusal::Headers,
+        Denial::Header(_) | Denial::RequestHeadersOverLimit => Refusal::Headers,
         Denial::PrivateNetwork => Refusal::PrivateNetwork,
     }
 }

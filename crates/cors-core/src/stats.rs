@@ -22,7 +22,7 @@ pub fn index(kind: Kind, denial: Option<Denial>, shadow: bool) -> usize {
         None => 0,
         Some(Denial::Origin) => 1,
         Some(Denial::Method(_)) => 2,
-        Some(Denial::Header(_)) => 3,
+        Some(Denial::Header(_) | Denial::RequestHeadersOverLimit) => 3,
         Some(Denial::PrivateNetwork) => 4,
     };
     let kind = match kind {
