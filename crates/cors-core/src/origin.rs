@@ -1,5 +1,5 @@
 //! Which origins a policy allows: the `allow_origins` shorthand (`*`, `null`, exact origins,
-//! `scheme://*.domain[:port]` patterns) and Envoy's `allow_origin_string_match`, compiled once
+//! `scheme://*.domain[:port]` and `scheme://host:*` patterns) and Envoy's `allow_origin_string_match`, compiled once
 //! at configure time into a matcher that answers per request with a hash lookup and a few
 //! anchored comparisons.
 
@@ -16,19 +16,35 @@ pub struct AllowOrigin {
     null: bool,
     /// Serialized origins (`https://a.example`, default port omitted), looked up by hash.
     exact: HashSet<Box<str>>,
-    subdomains: Vec<SubdomainPattern>,
+    patterns: Vec<OriginPattern>,
     string_matchers: Vec<StringMatcher>,
 }
 
-/// `scheme://*.domain[:port]`: one or more DNS labels, then `.domain`, same scheme, same port.
+/// `scheme://*.domain[:port]` (one or more DNS labels, then `.domain`) or `scheme://host:*`
+/// (any port of one host), or both at once (`scheme://*.domain:*`). Anchored: the scheme, the
+/// host part and the port part must each match whole.
 #[derive(Debug)]
-struct SubdomainPattern {
+struct OriginPattern {
     /// `scheme://`
     scheme_prefix: String,
-    /// `.domain`
-    domain_suffix: String,
+    host: HostPattern,
+    port: PortPattern,
+}
+
+#[derive(Debug)]
+enum HostPattern {
+    /// This host exactly.
+    Exact(String),
+    /// `.domain`: any host of one or more labels before it.
+    Subdomains(String),
+}
+
+#[derive(Debug)]
+enum PortPattern {
     /// `:port`, empty for the scheme's default port.
-    port_suffix: String,
+    Exact(String),
+    /// Any port, the default one (omitted) included.
+    Any,
 }
 
 /// How a request's origin was allowed; the answer's `Access-Control-Allow-Origin` follows from it.
@@ -50,7 +66,7 @@ impl AllowOrigin {
                 ParsedOrigin::Exact(origin) => {
                     self.exact.insert(origin.into_boxed_str());
                 }
-                ParsedOrigin::Subdomain(pattern) => self.subdomains.push(pattern),
+                ParsedOrigin::Pattern(pattern) => self.patterns.push(pattern),
             },
         }
         Ok(())
@@ -73,7 +89,7 @@ impl AllowOrigin {
     pub fn fields_in_use(&self) -> &'static str {
         if self.string_matchers.is_empty() {
             "allow_origins"
-        } else if self.exact.is_empty() && self.subdomains.is_empty() {
+        } else if self.exact.is_empty() && self.patterns.is_empty() {
             "allow_origin_string_match"
         } else {
             "allow_origins or allow_origin_string_match"
@@ -88,8 +104,22 @@ impl AllowOrigin {
         !self.any
             && !self.null
             && self.exact.is_empty()
-            && self.subdomains.is_empty()
+            && self.patterns.is_empty()
             && self.string_matchers.is_empty()
+    }
+
+    /// A listed origin with the same scheme and host as `origin` but another port: the usual
+    /// miss in local development, where a dev server's port changes (`cors-explain` hints).
+    pub fn listed_with_another_port(&self, origin: &str) -> Option<&str> {
+        let without_port = |o: &str| match o.rsplit_once(':') {
+            Some((rest, port)) if port.bytes().all(|b| b.is_ascii_digit()) => rest.to_owned(),
+            _ => o.to_owned(),
+        };
+        let wanted = without_port(origin);
+        self.exact
+            .iter()
+            .map(|e| &**e)
+            .find(|e| *e != origin && without_port(e) == wanted)
     }
 
     /// Matches a request's `Origin` value. `credentials` says whether the policy allows
@@ -108,7 +138,7 @@ impl AllowOrigin {
             return Some(OriginMatch::Any);
         }
         if self.exact.contains(origin)
-            || self.subdomains.iter().any(|p| p.matches(origin))
+            || self.patterns.iter().any(|p| p.matches(origin))
             || self.string_matchers.iter().any(|m| m.matches(origin))
         {
             return Some(OriginMatch::Listed);
@@ -117,31 +147,46 @@ impl AllowOrigin {
     }
 }
 
-impl SubdomainPattern {
+impl OriginPattern {
     fn matches(&self, origin: &str) -> bool {
         let Some(rest) = origin.strip_prefix(self.scheme_prefix.as_str()) else {
             return false;
         };
-        let host = if self.port_suffix.is_empty() {
-            rest
-        } else {
-            match rest.strip_suffix(self.port_suffix.as_str()) {
+        let host = match &self.port {
+            PortPattern::Exact(suffix) if suffix.is_empty() => rest,
+            PortPattern::Exact(suffix) => match rest.strip_suffix(suffix.as_str()) {
                 Some(host) => host,
                 None => return false,
+            },
+            PortPattern::Any => match rest.rsplit_once(':') {
+                // Browsers serialize a port as its decimal number, without leading zeros.
+                Some((host, port))
+                    if !port.starts_with('0')
+                        && port.parse::<u16>().is_ok_and(|p| p != 0)
+                        && port.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    host
+                }
+                _ => rest,
+            },
+        };
+        match &self.host {
+            HostPattern::Exact(exact) => host == exact,
+            HostPattern::Subdomains(suffix) => {
+                let Some(labels) = host.strip_suffix(suffix.as_str()) else {
+                    return false;
+                };
+                // Browsers serialize hosts in lower case; anything else (a port, user-info, a
+                // path, an upper-case letter) is not one of this domain's origins.
+                !labels.is_empty() && labels.split('.').all(is_serialized_label)
             }
-        };
-        let Some(labels) = host.strip_suffix(self.domain_suffix.as_str()) else {
-            return false;
-        };
-        // Browsers serialize hosts in lower case; anything else (a port, user-info, a path,
-        // an upper-case letter) is not one of this domain's origins.
-        !labels.is_empty() && labels.split('.').all(is_serialized_label)
+        }
     }
 }
 
 enum ParsedOrigin {
     Exact(String),
-    Subdomain(SubdomainPattern),
+    Pattern(OriginPattern),
 }
 
 /// A DNS label as a browser serializes it: lower-case letters, digits, `-` and `_`.
@@ -152,8 +197,8 @@ fn is_serialized_label(label: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-/// Parses `scheme://host[:port]` or `scheme://*.domain[:port]` into the form browsers send:
-/// lower-case scheme and host, the scheme's default port omitted.
+/// Parses `scheme://host[:port]`, `scheme://*.domain[:port]` or either with `:*` (any port)
+/// into the form browsers send: lower-case scheme and host, the scheme's default port omitted.
 fn parse_origin(entry: &str) -> Result<ParsedOrigin, String> {
     let not_origin = |why: &str| format!("{entry:?} is not an origin ({why})");
     let Some((scheme, authority)) = entry.split_once("://") else {
@@ -180,25 +225,32 @@ fn parse_origin(entry: &str) -> Result<ParsedOrigin, String> {
     if authority.contains('@') {
         return Err(not_origin("an origin has no user-info"));
     }
-    let (host, port) = split_port(authority).map_err(&not_origin)?;
-    let host = host.to_ascii_lowercase();
-    let port_suffix = match port {
-        Some(p) if Some(p) != default_port(&scheme) => format!(":{p}"),
-        _ => String::new(),
+    let (host, port) = match authority.strip_suffix(":*") {
+        Some(host) => (host, PortPattern::Any),
+        None => {
+            let (host, port) = split_port(authority).map_err(&not_origin)?;
+            let suffix = match port {
+                Some(p) if Some(p) != default_port(&scheme) => format!(":{p}"),
+                _ => String::new(),
+            };
+            (host, PortPattern::Exact(suffix))
+        }
     };
+    let host = host.to_ascii_lowercase();
+    let scheme_prefix = format!("{scheme}://");
     if let Some(domain) = host.strip_prefix("*.") {
         if !is_dns_name(domain) {
             return Err(not_origin("after \"*.\" comes a domain name"));
         }
-        return Ok(ParsedOrigin::Subdomain(SubdomainPattern {
-            scheme_prefix: format!("{scheme}://"),
-            domain_suffix: format!(".{domain}"),
-            port_suffix,
+        return Ok(ParsedOrigin::Pattern(OriginPattern {
+            scheme_prefix,
+            host: HostPattern::Subdomains(format!(".{domain}")),
+            port,
         }));
     }
     if host.contains('*') {
         return Err(not_origin(
-            "'*' is only allowed as the whole first label, as in https://*.example.com",
+            "'*' is only allowed as the whole first label (https://*.example.com) or as the whole port (http://localhost:*)",
         ));
     }
     let is_ipv6 = host.starts_with('[')
@@ -210,9 +262,16 @@ fn parse_origin(entry: &str) -> Result<ParsedOrigin, String> {
     if !is_ipv6 && !is_dns_name(&host) {
         return Err(not_origin("bad host"));
     }
-    Ok(ParsedOrigin::Exact(format!(
-        "{scheme}://{host}{port_suffix}"
-    )))
+    match port {
+        PortPattern::Exact(suffix) => Ok(ParsedOrigin::Exact(format!(
+            "{scheme_prefix}{host}{suffix}"
+        ))),
+        PortPattern::Any => Ok(ParsedOrigin::Pattern(OriginPattern {
+            scheme_prefix,
+            host: HostPattern::Exact(host),
+            port,
+        })),
+    }
 }
 
 /// Splits `host[:port]` (IPv6 hosts in brackets) and checks the port.
@@ -279,6 +338,55 @@ mod tests {
         assert_eq!(a.matches("http://localhost:8081", false), None);
         assert_eq!(a.matches("http://app.example.com", false), None);
         assert_eq!(a.matches("https://app.example.com:443", false), None);
+    }
+
+    #[test]
+    fn any_port_pattern_matches_every_port_of_one_host_only() {
+        let a = allow(&[
+            "http://localhost:*",
+            "https://*.example.com:*",
+            "http://[::1]:*",
+        ]);
+        for ok in [
+            "http://localhost",
+            "http://localhost:3000",
+            "http://localhost:65535",
+            "https://a.example.com:8443",
+            "https://a.b.example.com",
+            "http://[::1]:8080",
+            "http://[::1]",
+        ] {
+            assert_eq!(a.matches(ok, false), Some(OriginMatch::Listed), "{ok}");
+        }
+        for bad in [
+            "https://localhost:3000",
+            "http://localhost.evil.net:3000",
+            "http://evil-localhost:3000",
+            "http://localhost:03000",
+            "http://localhost:0",
+            "http://localhost:65536",
+            "http://localhost:",
+            "http://localhost:3000/",
+            "http://localhost:3000:3000",
+            "http://user@localhost:3000",
+            "https://example.com:8443",
+            "http://a.example.com:8443",
+        ] {
+            assert_eq!(a.matches(bad, false), None, "{bad}");
+        }
+        let listed = allow(&["http://localhost:3000"]);
+        assert_eq!(
+            listed.listed_with_another_port("http://localhost:5173"),
+            Some("http://localhost:3000")
+        );
+        assert_eq!(
+            listed.listed_with_another_port("https://localhost:5173"),
+            None
+        );
+        let err = AllowOrigin::default()
+            .add_entry("http://local*host:3000")
+            .unwrap_err();
+        assert!(err.contains("http://localhost:*"), "{err}");
     }
 
     #[test]

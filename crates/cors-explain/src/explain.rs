@@ -455,6 +455,16 @@ fn origin_hints(policy: &Policy, origin: &str) -> Vec<(&'static str, String)> {
         }
         return hints;
     }
+    if let Some(listed) = policy.origins.listed_with_another_port(origin) {
+        let any_port = match listed.rsplit_once(':') {
+            Some((rest, port)) if port.bytes().all(|b| b.is_ascii_digit()) => rest,
+            _ => listed,
+        };
+        hints.push((
+            "only another port of this host is listed, and dev servers change ports; with the any-port pattern in allow_origins, every port",
+            format!("{any_port}:*"),
+        ));
+    }
     let lower = origin.to_ascii_lowercase();
     if lower != origin && allowed(&lower) {
         hints.push(("browsers send the origin in lower case", lower));

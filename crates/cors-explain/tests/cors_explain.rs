@@ -571,3 +571,28 @@ fn troubleshooting_guide_shows_the_real_output_of_cors_explain() {
     }
     assert!(checked >= 6, "only {checked} examples found");
 }
+
+#[test]
+fn a_refused_port_of_a_listed_host_gets_the_any_port_hint() {
+    let c = file(
+        "dev.json",
+        r#"{"policy": {"allow_origins": ["http://localhost:3000"]}}"#,
+    );
+    let ex = json(&[c.to_str().unwrap(), "--origin", "http://localhost:5173"]);
+    assert_eq!(ex["denial"], "origin");
+    let notes = ex["notes"].to_string();
+    assert!(
+        notes.contains("http://localhost:* would be allowed"),
+        "{notes}"
+    );
+    let c = file(
+        "dev-any.json",
+        r#"{"policy": {"allow_origins": ["http://localhost:*"]}}"#,
+    );
+    let ex = json(&[c.to_str().unwrap(), "--origin", "http://localhost:5173"]);
+    assert_eq!(ex["decision"], "forwarded");
+    assert_eq!(
+        header(&ex, "access-control-allow-origin"),
+        Some("http://localhost:5173")
+    );
+}
