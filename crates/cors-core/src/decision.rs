@@ -227,6 +227,11 @@ fn preflight_reply<'a>(
         denial = Some(Denial::Header(h));
     }
 
+    // Browsers ignore it on a preflight answer; Envoy's filter and the Gateway API's
+    // conformance test send it, and it tells a reader of the answer the whole policy response.
+    if let Some(expose) = &policy.expose_headers {
+        headers.push((ACCESS_CONTROL_EXPOSE_HEADERS, Cow::Borrowed(expose)));
+    }
     if let Some(max_age) = &policy.max_age {
         headers.push((ACCESS_CONTROL_MAX_AGE, Cow::Borrowed(max_age)));
     }
@@ -297,10 +302,22 @@ pub fn reason(policy: &Policy, request: &Request, denial: Denial) -> String {
         Denial::Origin => format!(
             "origin {} is not in {name}.{}",
             printable(request.origin),
-            policy.origins.fields_in_use()
+            if policy.gateway_api {
+                "allowOrigins"
+            } else {
+                policy.origins.fields_in_use()
+            }
         ),
-        Denial::Method(m) => format!("method {} is not in {name}.allow_methods", printable(m)),
-        Denial::Header(h) => format!("header {} is not in {name}.allow_headers", printable(h)),
+        Denial::Method(m) => format!(
+            "method {} is not in {name}.{}",
+            printable(m),
+            if policy.gateway_api { "allowMethods" } else { "allow_methods" }
+        ),
+        Denial::Header(h) => format!(
+            "header {} is not in {name}.{}",
+            printable(h),
+            if policy.gateway_api { "allowHeaders" } else { "allow_headers" }
+        ),
         Denial::PrivateNetwork => {
             format!("private network access is not allowed by {name} (allow_private_network_access)")
         }

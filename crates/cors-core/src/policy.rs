@@ -1,9 +1,10 @@
 //! One CORS policy, parsed from the fields of Envoy's `CorsPolicy` (plus the `allow_origins`
-//! shorthand and our own `debug_reason_header`), validated, and compiled into the values its
-//! response headers will carry. Forbidden combinations are refused in `check_combinations`.
+//! shorthand and our own `debug_reason_header`) or from those of the Gateway API's `HTTPRoute`
+//! CORS filter (`allowOrigins`, …), validated, and compiled into the values its response
+//! headers will carry. Forbidden combinations are refused in `check_combinations`.
 
 use crate::enablement::Fraction;
-use crate::json::{expected, Fields, JsonError};
+use crate::json::{child, expected, Fields, JsonError};
 use crate::origin::AllowOrigin;
 use crate::string_match::StringMatcher;
 use crate::token_list::TokenList;
@@ -27,6 +28,89 @@ pub struct Policy {
     pub shadow_enabled: Fraction,
     /// Opt-in `x-cors-reason` on refusals (reveals policy details: for staging).
     pub debug_reason_header: bool,
+    /// Written with the Gateway API's field names: reasons and warnings use them.
+    pub gateway_api: bool,
+}
+
+/// The field names a policy is written with. The names say which: a policy holding any of the
+/// Gateway API's is read with its names and semantics, and may not mix in Envoy's.
+struct Vocabulary {
+    allow_origins: &'static str,
+    allow_methods: &'static str,
+    allow_headers: &'static str,
+    expose_headers: &'static str,
+    max_age: &'static str,
+    allow_credentials: &'static str,
+    gateway_api: bool,
+}
+
+/// Envoy's `CorsPolicy` (and our additions).
+const ENVOY: Vocabulary = Vocabulary {
+    allow_origins: "allow_origins",
+    allow_methods: "allow_methods",
+    allow_headers: "allow_headers",
+    expose_headers: "expose_headers",
+    max_age: "max_age",
+    allow_credentials: "allow_credentials",
+    gateway_api: false,
+};
+
+/// The Gateway API's `HTTPCORSFilter` (GEP-1767): `maxAge` defaults to 5 seconds, `*` stands
+/// alone in a list, and refused preflights are answered, never forwarded (gateway-api #4515).
+const GATEWAY_API: Vocabulary = Vocabulary {
+    allow_origins: "allowOrigins",
+    allow_methods: "allowMethods",
+    allow_headers: "allowHeaders",
+    expose_headers: "exposeHeaders",
+    max_age: "maxAge",
+    allow_credentials: "allowCredentials",
+    gateway_api: true,
+};
+
+/// Fields only Envoy's vocabulary has.
+const ENVOY_ONLY: [&str; 6] = [
+    "allow_origin_string_match",
+    "allow_private_network_access",
+    "forward_not_matching_preflights",
+    "filter_enabled",
+    "shadow_enabled",
+    "debug_reason_header",
+];
+
+/// The vocabulary of the policy object `value`, or the error naming a field of the other one.
+fn vocabulary(value: &Value, path: &str) -> Result<&'static Vocabulary, JsonError> {
+    let Some(object) = value.as_object() else {
+        return Ok(&ENVOY);
+    };
+    let names = |v: &Vocabulary| {
+        [
+            v.allow_origins,
+            v.allow_methods,
+            v.allow_headers,
+            v.expose_headers,
+            v.max_age,
+            v.allow_credentials,
+        ]
+    };
+    let Some(gateway_field) = object
+        .keys()
+        .find(|k| names(&GATEWAY_API).contains(&k.as_str()))
+    else {
+        return Ok(&ENVOY);
+    };
+    if let Some(envoy_field) = object
+        .keys()
+        .find(|k| names(&ENVOY).contains(&k.as_str()) || ENVOY_ONLY.contains(&k.as_str()))
+    {
+        return Err(JsonError::new(
+            child(path, envoy_field),
+            format!(
+                "an Envoy CorsPolicy field in a policy written with the Gateway API's field \
+                 names ({gateway_field}); write the policy in one vocabulary"
+            ),
+        ));
+    }
+    Ok(&GATEWAY_API)
 }
 
 impl Policy {
@@ -36,13 +120,17 @@ impl Policy {
         path: &str,
         warnings: &mut Vec<String>,
     ) -> Result<Policy, JsonError> {
+        let v = vocabulary(value, path)?;
         let mut f = Fields::new(value, path)?;
         let mut origins = AllowOrigin::default();
-        if let Some(list) = f.optional("allow_origins") {
-            let list_path = f.path_of("allow_origins");
+        if let Some(list) = f.optional(v.allow_origins) {
+            let list_path = f.path_of(v.allow_origins);
             let items = list
                 .as_array()
                 .ok_or_else(|| expected(&list_path, "a list of origins", list))?;
+            if v.gateway_api && items.len() > 1 && items.iter().any(|i| i == "*") {
+                return Err(JsonError::new(list_path, "\"*\" must be the only item"));
+            }
             for (i, item) in items.iter().enumerate() {
                 let item_path = format!("{list_path}[{i}]");
                 let s = item
@@ -69,20 +157,21 @@ impl Policy {
             Some(v) => TokenList::from_json(v, &f.path_of(key)),
             None => Ok(TokenList::default()),
         };
-        let methods = token_list(&mut f, "allow_methods")?;
-        let headers = token_list(&mut f, "allow_headers")?;
-        let expose = token_list(&mut f, "expose_headers")?;
-        let max_age = match f.optional("max_age") {
+        let methods = token_list(&mut f, v.allow_methods)?;
+        let headers = token_list(&mut f, v.allow_headers)?;
+        let expose = token_list(&mut f, v.expose_headers)?;
+        let max_age = match f.optional(v.max_age) {
+            None if v.gateway_api => Some("5".to_owned()),
             None => None,
-            Some(v) => Some(parse_max_age(v, &f.path_of("max_age"))?.to_string()),
+            Some(age) => Some(parse_max_age(age, &f.path_of(v.max_age))?.to_string()),
         };
-        let allow_credentials = f.optional_bool("allow_credentials")?.unwrap_or(false);
+        let allow_credentials = f.optional_bool(v.allow_credentials)?.unwrap_or(false);
         let allow_private_network_access = f
             .optional_bool("allow_private_network_access")?
             .unwrap_or(false);
         let forward_not_matching_preflights = f
             .optional_bool("forward_not_matching_preflights")?
-            .unwrap_or(true);
+            .unwrap_or(!v.gateway_api);
         let mut fraction = |f: &mut Fields, key, default| match f.optional(key) {
             Some(v) => Fraction::from_json(v, &f.path_of(key), warnings),
             None => Ok(default),
@@ -109,31 +198,47 @@ impl Policy {
             filter_enabled,
             shadow_enabled,
             debug_reason_header,
+            gateway_api: v.gateway_api,
         };
-        policy.check_combinations(warnings)?;
+        policy.check_combinations(v, warnings)?;
         Ok(policy)
     }
 
     /// The one place where combinations of otherwise valid fields are refused or flagged.
-    fn check_combinations(&self, warnings: &mut Vec<String>) -> Result<(), JsonError> {
+    fn check_combinations(
+        &self,
+        v: &Vocabulary,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), JsonError> {
         let path = &self.name;
         if self.allow_credentials && self.origins.allows_any() {
+            let gateway = if v.gateway_api {
+                " (the Gateway API would echo any origin with credentials; this filter refuses to)"
+            } else {
+                ""
+            };
             return Err(JsonError::new(
-                format!("{path}.allow_credentials"),
-                "true together with an allow-any origin (\"*\") would let every website read \
-                 credentialed responses; list the allowed origins instead",
+                format!("{path}.{}", v.allow_credentials),
+                format!(
+                    "true together with an allow-any origin (\"*\") would let every website read \
+                     credentialed responses{gateway}; list the allowed origins instead"
+                ),
             ));
         }
         if self.allow_credentials && self.expose_headers.as_deref() == Some("*") {
             warnings.push(format!(
-                "{path}.expose_headers: \"*\" does not expose anything to credentialed requests \
-                 (Fetch standard); list the header names"
+                "{path}.{}: \"*\" does not expose anything to credentialed requests \
+                 (Fetch standard); list the header names",
+                v.expose_headers
             ));
         }
         if self.origins.is_empty() {
-            warnings.push(format!(
-                "{path}: no allow_origins or allow_origin_string_match: every origin is refused"
-            ));
+            let fields = if v.gateway_api {
+                "allowOrigins"
+            } else {
+                "allow_origins or allow_origin_string_match"
+            };
+            warnings.push(format!("{path}: no {fields}: every origin is refused"));
         }
         Ok(())
     }
@@ -185,6 +290,51 @@ mod tests {
         assert_eq!(p.max_age.as_deref(), Some("600"));
         assert_eq!(p.expose_headers.as_deref(), Some("x-b, x-c"));
         assert!(p.allow_credentials && !p.forward_not_matching_preflights);
+    }
+
+    #[test]
+    fn gateway_api_field_names_parse_with_its_semantics() {
+        let p = parse(json!({
+            "allowOrigins": ["https://a.com", "https://*.b.com"],
+            "allowMethods": ["GET", "OPTIONS"], "allowHeaders": ["x-header-1"],
+            "exposeHeaders": ["x-header-3"], "allowCredentials": true,
+        }))
+        .unwrap();
+        assert!(p.gateway_api && p.allow_credentials);
+        assert_eq!(p.max_age.as_deref(), Some("5"), "maxAge defaults to 5");
+        assert!(
+            !p.forward_not_matching_preflights,
+            "refused preflights are answered"
+        );
+        assert_eq!(p.expose_headers.as_deref(), Some("x-header-3"));
+        let p = parse(json!({"allowOrigins": ["*"], "maxAge": 3600})).unwrap();
+        assert_eq!(p.max_age.as_deref(), Some("3600"));
+    }
+
+    #[test]
+    fn gateway_api_errors_name_its_fields() {
+        let err = |v: Value| parse(v).unwrap_err().to_string();
+        assert_eq!(
+            err(json!({"allowOrigins": ["https://a.com"], "allow_methods": "GET"})),
+            "routes.api.allow_methods: an Envoy CorsPolicy field in a policy written with the \
+             Gateway API's field names (allowOrigins); write the policy in one vocabulary"
+        );
+        assert_eq!(
+            err(json!({"allowOrigins": ["https://a.com", "*"]})),
+            "routes.api.allowOrigins: \"*\" must be the only item"
+        );
+        assert_eq!(
+            err(json!({"allowOrigins": ["*"], "allowMethods": ["GET", "*"]})),
+            "routes.api.allowMethods: \"*\" must be the only item"
+        );
+        assert!(
+            err(json!({"allowOrigins": ["*"], "allowCredentials": true}))
+                .starts_with("routes.api.allowCredentials: true together with an allow-any origin")
+        );
+        assert!(err(json!({"allowOrigins": ["*"], "filter_enabled": {}}))
+            .starts_with("routes.api.filter_enabled: an Envoy CorsPolicy field"));
+        assert!(err(json!({"allowOrigins": ["*"], "allowMethod": ["GET"]}))
+            .starts_with("routes.api.allowMethod: unknown field"));
     }
 
     #[test]
