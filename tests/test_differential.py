@@ -244,7 +244,6 @@ KNOWN_HEADER_DIFFERENCES = {
     "403 instead of 200": "forward_not_matching_preflights: false, ours answers 403 without CORS headers",
     "native leaks policy on refusals": "native lists methods/headers/max-age/... in a refused answer",
     "list spacing": "ours renders configured lists as `a, b` (native repeats the string as written)",
-    "expose-headers on preflight": "native adds Access-Control-Expose-Headers to preflight answers (unused)",
     "empty mirrored allow-headers": "native sends an empty Access-Control-Allow-Headers when nothing was requested",
     "upstream CORS headers": "ours replaces or removes every CORS header the upstream set; native keeps some",
 }
@@ -284,8 +283,6 @@ def raw_differences(case, native, ours):
             found.append("native leaks policy on refusals")
         elif n_v is not None and o_v is not None and fm.split_list(n_v) == fm.split_list(o_v):
             found.append("list spacing")
-        elif name == "access-control-expose-headers" and kind == "preflight" and o_v is None:
-            found.append("expose-headers on preflight")
         elif name == "access-control-allow-headers" and n_v == "" and o_v is None:
             found.append("empty mirrored allow-headers")
         else:

@@ -112,6 +112,7 @@ class TestBehaviour:
             "access-control-allow-credentials": ["true"],
             "access-control-allow-methods": ["GET, POST, PUT"],
             "access-control-allow-headers": ["content-type, X-Custom"],
+            "access-control-expose-headers": ["x-total"],
             "access-control-max-age": ["600"],
             "vary": ["Origin"],
         }

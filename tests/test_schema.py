@@ -42,6 +42,13 @@ VALID = {
     },
     "nulls-are-absent": {"policy": None, "routes": None, "virtual_hosts": None,
                          "route_metadata_namespace": "example.cors"},
+    "gateway-api-vocabulary": {"routes": {
+        "cors-1": {"allowOrigins": ["https://www.foo.com", "https://*.bar.com"],
+                   "allowMethods": ["GET", "OPTIONS"], "allowHeaders": ["x-header-1", "x-header-2"],
+                   "exposeHeaders": ["x-header-3"], "maxAge": 3600, "allowCredentials": True},
+        "cors-wildcard": {"allowOrigins": ["*"], "allowMethods": ["*"], "allowHeaders": ["*"]},
+    }, "requests_without_origin": "pass"},
+    "any-port": {"policy": {"allow_origins": ["http://localhost:*", "https://*.dev.example:*"]}},
     "numeric-enum-and-float-integers": {"policy": {
         "allow_origins": ["https://a.example"], "max_age": 600.0,
         "shadow_enabled": {"default_value": {"numerator": 1.0, "denominator": 2}},
@@ -83,6 +90,13 @@ INVALID = {
     "negative-numerator": ({"policy": {"filter_enabled": {"default_value": {"numerator": -5}}}},
                            "policy.filter_enabled.default_value.numerator"),
     "not-an-object": ([{"policy": {}}], ""),
+    "vocabularies-mixed": ({"policy": {"allowOrigins": ["https://a.com"], "allow_methods": "GET"}},
+                           "policy.allow_methods"),
+    "gateway-star-not-alone": ({"policy": {"allowOrigins": ["*", "https://a.com"]}}, "policy.allowOrigins"),
+    "gateway-star-with-credentials": ({"routes": {"r": {"allowOrigins": ["*"], "allowCredentials": True}}},
+                                      "routes.r.allowCredentials"),
+    "gateway-negative-max-age": ({"policy": {"allowOrigins": ["*"], "maxAge": -1}}, "policy.maxAge"),
+    "unknown-without-origin-mode": ({"requests_without_origin": "vary"}, "requests_without_origin"),
 }
 
 
@@ -123,8 +137,9 @@ def test_field_names_match_the_parser_at_every_level():
     regex = {"policy": {"allow_origin_string_match": [{"safe_regex": {"regex": "a", "zz_unknown": 1}}]}}
     levels = [
         ("top level", _props(s), {"zz_unknown": 1}),
-        ("policy", _props(d["policy"]), {"policy": {"zz_unknown": 1}}),
-        ("policy in routes", _props(d["policy"]), {"routes": {"r": {"zz_unknown": 1}}}),
+        ("policy", _props(d["envoyPolicy"]), {"policy": {"zz_unknown": 1}}),
+        ("policy in routes", _props(d["envoyPolicy"]), {"routes": {"r": {"zz_unknown": 1}}}),
+        ("Gateway API policy", _props(d["gatewayApiPolicy"]), {"policy": {"allowOrigins": ["*"], "zz_unknown": 1}}),
         ("string matcher", _props(d["stringMatcher"]), matcher),
         ("safe_regex", _props(d["stringMatcher"]["properties"]["safe_regex"]), regex),
         ("fractional percent", _props(d["runtimeFraction"]), {"policy": {"filter_enabled": {"zz_unknown": 1}}}),

@@ -141,7 +141,13 @@ impl Policy {
                     .map_err(|why| JsonError::new(item_path, why))?;
             }
         }
-        if let Some(list) = f.optional("allow_origin_string_match") {
+        // Envoy's own fields are not part of the Gateway API's vocabulary (`vocabulary` has
+        // refused them there): not asked, so that an unknown field lists only its names.
+        let envoy = !v.gateway_api;
+        if let Some(list) = envoy
+            .then(|| f.optional("allow_origin_string_match"))
+            .flatten()
+        {
             let list_path = f.path_of("allow_origin_string_match");
             let items = list
                 .as_array()
@@ -166,19 +172,21 @@ impl Policy {
             Some(age) => Some(parse_max_age(age, &f.path_of(v.max_age))?.to_string()),
         };
         let allow_credentials = f.optional_bool(v.allow_credentials)?.unwrap_or(false);
-        let allow_private_network_access = f
-            .optional_bool("allow_private_network_access")?
-            .unwrap_or(false);
-        let forward_not_matching_preflights = f
-            .optional_bool("forward_not_matching_preflights")?
-            .unwrap_or(!v.gateway_api);
-        let mut fraction = |f: &mut Fields, key, default| match f.optional(key) {
-            Some(v) => Fraction::from_json(v, &f.path_of(key), warnings),
-            None => Ok(default),
+        let flag = |f: &mut Fields, key| match envoy {
+            true => f.optional_bool(key),
+            false => Ok(None),
+        };
+        let allow_private_network_access =
+            flag(&mut f, "allow_private_network_access")?.unwrap_or(false);
+        let forward_not_matching_preflights =
+            flag(&mut f, "forward_not_matching_preflights")?.unwrap_or(envoy);
+        let debug_reason_header = flag(&mut f, "debug_reason_header")?.unwrap_or(false);
+        let mut fraction = |f: &mut Fields, key, default| match envoy.then(|| f.optional(key)) {
+            Some(Some(v)) => Fraction::from_json(v, &f.path_of(key), warnings),
+            _ => Ok(default),
         };
         let filter_enabled = fraction(&mut f, "filter_enabled", Fraction::ALL)?;
         let shadow_enabled = fraction(&mut f, "shadow_enabled", Fraction::NONE)?;
-        let debug_reason_header = f.optional_bool("debug_reason_header")?.unwrap_or(false);
         f.finish()?;
 
         let expose_headers = match &expose {
