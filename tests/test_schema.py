@@ -49,6 +49,8 @@ VALID = {
         "cors-wildcard": {"allowOrigins": ["*"], "allowMethods": ["*"], "allowHeaders": ["*"]},
     }, "requests_without_origin": "pass"},
     "any-port": {"policy": {"allow_origins": ["http://localhost:*", "https://*.dev.example:*"]}},
+    "presets": {"policy": {"allow_origins": ["https://app.example"], "presets": ["grpc-web", "connect", "mcp"]},
+                "routes": {"g": {"allowOrigins": ["https://app.example"], "presets": ["grpc-web"]}}},
     "numeric-enum-and-float-integers": {"policy": {
         "allow_origins": ["https://a.example"], "max_age": 600.0,
         "shadow_enabled": {"default_value": {"numerator": 1.0, "denominator": 2}},
@@ -96,6 +98,7 @@ INVALID = {
     "gateway-star-with-credentials": ({"routes": {"r": {"allowOrigins": ["*"], "allowCredentials": True}}},
                                       "routes.r.allowCredentials"),
     "gateway-negative-max-age": ({"policy": {"allowOrigins": ["*"], "maxAge": -1}}, "policy.maxAge"),
+    "unknown-preset": ({"policy": {"presets": ["grpc-web", "graphql"]}}, "policy.presets[1]"),
     "unknown-without-origin-mode": ({"requests_without_origin": "vary"}, "requests_without_origin"),
 }
 

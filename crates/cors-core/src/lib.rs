@@ -13,6 +13,7 @@ pub mod json_text;
 pub mod origin;
 pub mod pipeline;
 pub mod policy;
+pub mod presets;
 pub mod route_metadata;
 pub mod stats;
 pub mod string_match;

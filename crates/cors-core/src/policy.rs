@@ -6,6 +6,7 @@
 use crate::enablement::Fraction;
 use crate::json::{child, expected, Fields, JsonError};
 use crate::origin::AllowOrigin;
+use crate::presets;
 use crate::string_match::StringMatcher;
 use crate::token_list::TokenList;
 use serde_json::Value;
@@ -164,8 +165,14 @@ impl Policy {
             None => Ok(TokenList::default()),
         };
         let methods = token_list(&mut f, v.allow_methods)?;
-        let headers = token_list(&mut f, v.allow_headers)?;
-        let expose = token_list(&mut f, v.expose_headers)?;
+        let mut headers = token_list(&mut f, v.allow_headers)?;
+        let mut expose = token_list(&mut f, v.expose_headers)?;
+        // Our addition, in either vocabulary: a protocol's headers on top of the lists.
+        if let Some(list) = f.optional("presets") {
+            let (request, response) = presets::from_json(list, &f.path_of("presets"))?;
+            headers = presets::extend(headers, &request);
+            expose = presets::extend(expose, &response);
+        }
         let max_age = match f.optional(v.max_age) {
             None if v.gateway_api => Some("5".to_owned()),
             None => None,
