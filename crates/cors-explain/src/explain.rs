@@ -48,7 +48,32 @@ fn locate(
              with a plugin configuration alone, use --route / --vhost",
         )?;
         let host = input.host.as_deref().unwrap_or("localhost");
-        let (vh, route) = table.match_request(host, path)?;
+        let (vh, route) = table.match_request(host, path, input.method())?;
+        if let Some(actual) = input
+            .request_method
+            .as_deref()
+            .filter(|m| !m.is_empty() && input.method() == "OPTIONS")
+        {
+            let (_, actual_route) = table.match_request(host, path, actual)?;
+            let name = |r: Option<&crate::routes::Route>| match r {
+                None => "no route".to_owned(),
+                Some(r) => r
+                    .name
+                    .as_deref()
+                    .map_or("an unnamed route".to_owned(), |n| format!("route {n:?}")),
+            };
+            if name(route) != name(actual_route) {
+                notes.push(format!(
+                    "the preflight (OPTIONS) takes {}, but the actual {actual} request takes {}: the \
+                     filter answers the preflight with the policy of the preflight's route (in a Wasm \
+                     filter Envoy 1.40 cannot re-match the route for another method). Give OPTIONS the \
+                     same route (drop the :method match, or add OPTIONS to it), or key the policy on \
+                     the virtual host",
+                    name(route),
+                    name(actual_route)
+                ));
+            }
+        }
         loc.vhost = vh.map(|v| v.name.clone());
         loc.route = route.and_then(|r| r.name.clone());
         loc.metadata = route.and_then(|r| r.filter_metadata.clone());

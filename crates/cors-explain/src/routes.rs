@@ -1,10 +1,12 @@
 //! The inline route table of an Envoy listener: virtual host and route names (which the filter
 //! reads as `xds.virtual_host_name` / `xds.route_name`), route metadata, and the subset of
 //! Envoy's request matching that can be reproduced exactly (domains; `prefix`, `path`,
-//! `path_separated_prefix`, `safe_regex` with `case_sensitive`). A route using any other match
-//! field stops `--path` with an error instead of a guess.
+//! `path_separated_prefix`, `safe_regex` with `case_sensitive`; `headers` matchers on `:method`,
+//! as method-split routes and the Gateway API's method matches are written). A route using any
+//! other match field stops `--path` with an error instead of a guess.
 
 use cors_core::route_metadata::{self, MetadataPolicy};
+use cors_core::string_match::StringMatcher;
 use cors_core::structpb::encode::encode_metadata;
 use serde_json::{Map, Value};
 
@@ -22,9 +24,26 @@ pub struct VirtualHost {
 pub struct Route {
     /// `None` for a route without `name` (the filter then reads no route name).
     pub name: Option<String>,
-    matcher: Result<PathMatch, String>,
+    matcher: Result<RouteMatch, String>,
     /// `metadata.filter_metadata`.
     pub filter_metadata: Option<Map<String, Value>>,
+}
+
+/// A route's `match`: the path, and what its `:method` header matchers ask (all must hold).
+struct RouteMatch {
+    path: PathMatch,
+    /// `(matcher, invert_match)`.
+    methods: Vec<(StringMatcher, bool)>,
+}
+
+impl RouteMatch {
+    fn matches(&self, path: &str, method: &str) -> bool {
+        self.path.matches(path)
+            && self
+                .methods
+                .iter()
+                .all(|(m, invert)| m.matches(method) != *invert)
+    }
 }
 
 enum PathMatch {
@@ -142,6 +161,7 @@ impl RouteTable {
         &self,
         host: &str,
         path: &str,
+        method: &str,
     ) -> Result<(Option<&VirtualHost>, Option<&Route>), String> {
         if !path.starts_with('/') {
             return Err(format!("--path {path:?} must start with /"));
@@ -165,7 +185,7 @@ impl RouteTable {
         };
         for route in &vh.routes {
             let matcher = route.matcher.as_ref().map_err(Clone::clone)?;
-            if matcher.matches(path) {
+            if matcher.matches(path, method) {
                 return Ok((Some(vh), Some(route)));
             }
         }
@@ -220,7 +240,7 @@ impl Route {
             Some(n) => format!("route {n:?}"),
             None => format!("route #{index}"),
         };
-        let matcher = PathMatch::from_envoy(r.get("match"))
+        let matcher = RouteMatch::from_envoy(r.get("match"))
             .map_err(|e| format!("{label} of virtual host {vhost:?}: {e}; name the route with --route instead of --path"));
         let filter_metadata = r
             .get("metadata")
@@ -235,11 +255,60 @@ impl Route {
     }
 }
 
-impl PathMatch {
-    fn from_envoy(m: Option<&Value>) -> Result<PathMatch, String> {
+impl RouteMatch {
+    fn from_envoy(m: Option<&Value>) -> Result<RouteMatch, String> {
         let Some(Value::Object(m)) = m else {
             return Err("no match".into());
         };
+        let methods = match m.get("headers") {
+            None => Vec::new(),
+            Some(Value::Array(headers)) => headers
+                .iter()
+                .map(method_matcher)
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err("headers is not a list".into()),
+        };
+        Ok(RouteMatch {
+            path: PathMatch::from_envoy(m)?,
+            methods,
+        })
+    }
+}
+
+/// A `headers` entry that matches `:method` with a `string_match` (or the older `exact_match`);
+/// any other header cannot be reproduced from `--path` and `--method`.
+fn method_matcher(h: &Value) -> Result<(StringMatcher, bool), String> {
+    let name = h.get("name").and_then(Value::as_str).unwrap_or("");
+    if name != ":method" {
+        return Err(format!(
+            "matches on the header {name:?} (headers), which cors-explain cannot reproduce"
+        ));
+    }
+    let invert = h
+        .get("invert_match")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let known = ["name", "string_match", "exact_match", "invert_match"];
+    if let Some(other) = h
+        .as_object()
+        .and_then(|o| o.keys().find(|k| !known.contains(&k.as_str())))
+    {
+        return Err(format!(
+            "matches :method with {other:?}, which cors-explain cannot reproduce"
+        ));
+    }
+    let string_match = match (h.get("string_match"), h.get("exact_match")) {
+        (Some(m), None) => m.clone(),
+        (None, Some(exact)) => serde_json::json!({ "exact": exact }),
+        _ => return Err("a :method matcher needs one string_match".into()),
+    };
+    StringMatcher::from_json(&string_match, ":method")
+        .map(|m| (m, invert))
+        .map_err(|e| e.to_string())
+}
+
+impl PathMatch {
+    fn from_envoy(m: &Map<String, Value>) -> Result<PathMatch, String> {
         let case_sensitive = match m.get("case_sensitive") {
             None => true,
             Some(Value::Bool(b)) => *b,
@@ -249,7 +318,12 @@ impl PathMatch {
         if let Some(other) = m.keys().find(|k| {
             !matches!(
                 k.as_str(),
-                "prefix" | "path" | "path_separated_prefix" | "safe_regex" | "case_sensitive"
+                "prefix"
+                    | "path"
+                    | "path_separated_prefix"
+                    | "safe_regex"
+                    | "case_sensitive"
+                    | "headers"
             )
         }) {
             return Err(format!(
@@ -310,7 +384,12 @@ mod tests {
             {"name": "suffix", "domains": ["*.example.com"], "routes": [{"name": "s", "match": {"prefix": "/"}}]},
             {"name": "longer", "domains": ["*.eu.example.com"], "routes": [{"name": "l", "match": {"prefix": "/"}}]},
             {"name": "prefix", "domains": ["www.*"], "routes": [{"name": "p", "match": {"prefix": "/"}}]},
-            {"name": "hdr", "domains": ["hdr.test"], "routes": [{"name": "h", "match": {"prefix": "/", "headers": []}}]},
+            {"name": "hdr", "domains": ["hdr.test"], "routes": [{"name": "h", "match": {"prefix": "/", "headers": [{"name": "x-a", "present_match": true}]}}]},
+            {"name": "split", "domains": ["split.test"], "routes": [
+                {"name": "put", "match": {"prefix": "/items", "headers": [{"name": ":method", "string_match": {"exact": "PUT"}}]}},
+                {"name": "not-get", "match": {"prefix": "/items", "headers": [{"name": ":method", "exact_match": "GET", "invert_match": true}]}},
+                {"name": "get", "match": {"prefix": "/items"}},
+            ]},
             {"name": "any", "domains": ["*"], "routes": [{"name": "a", "match": {"prefix": "/x"}}]},
         ]}))
         .unwrap()
@@ -318,7 +397,7 @@ mod tests {
 
     fn names(host: &str, path: &str) -> (Option<String>, Option<String>) {
         let t = table();
-        let (v, r) = t.match_request(host, path).unwrap();
+        let (v, r) = t.match_request(host, path, "GET").unwrap();
         (v.map(|v| v.name.clone()), r.and_then(|r| r.name.clone()))
     }
 
@@ -344,10 +423,24 @@ mod tests {
     }
 
     #[test]
+    fn method_matchers_split_routes_as_envoy_does() {
+        let t = table();
+        let route = |method| {
+            t.match_request("split.test", "/items/1", method)
+                .unwrap()
+                .1
+                .and_then(|r| r.name.clone())
+        };
+        assert_eq!(route("PUT").as_deref(), Some("put"));
+        assert_eq!(route("OPTIONS").as_deref(), Some("not-get"));
+        assert_eq!(route("GET").as_deref(), Some("get"));
+    }
+
+    #[test]
     fn inexact_cases_are_refused() {
         let t = table();
-        assert!(matches!(t.match_request("hdr.test", "/"), Err(e) if e.contains("headers")));
-        assert!(t.match_request("x", "/a?b=1").is_err());
+        assert!(matches!(t.match_request("hdr.test", "/", "GET"), Err(e) if e.contains("\"x-a\"")));
+        assert!(t.match_request("x", "/a?b=1", "GET").is_err());
         assert!(t.find_route("s", None).unwrap().is_some());
         assert!(t.find_route("s", Some("exact")).unwrap().is_none());
     }

@@ -596,3 +596,71 @@ fn a_refused_port_of_a_listed_host_gets_the_any_port_hint() {
         Some("http://localhost:5173")
     );
 }
+
+const SPLIT_YAML: &str = r#"
+static_resources:
+  listeners:
+  - name: main
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: main
+          route_config:
+            virtual_hosts:
+            - name: api
+              domains: ["*"]
+              routes:
+              - name: items-put
+                match: { prefix: /api/items, headers: [{ name: ":method", string_match: { exact: PUT } }] }
+                route: {cluster: upstream}
+              - name: items-get
+                match: { prefix: /api/items, headers: [{ name: ":method", string_match: { exact: GET } }] }
+                route: {cluster: upstream}
+          http_filters:
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                vm_config: {runtime: envoy.wasm.runtime.v8, code: {local: {filename: build/cors_filter.wasm}}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.Struct
+                  value:
+                    routes: {items-put: {allow_origins: ["https://app.example"], allow_methods: PUT}}
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+"#;
+
+#[test]
+fn a_preflight_routed_apart_from_its_actual_request_is_explained() {
+    let y = file("split.yaml", SPLIT_YAML).display().to_string();
+    let args = [
+        y.as_str(),
+        "--path",
+        "/api/items",
+        "--origin",
+        "https://app.example",
+        "--request-method",
+        "PUT",
+    ];
+    let ex = json(&args);
+    assert_eq!(ex["route"], Value::Null, "no route matches OPTIONS");
+    assert_eq!(ex["decision"], "passed_through");
+    let notes = ex["notes"].to_string();
+    assert!(
+        notes.contains("the preflight (OPTIONS) takes no route, but the actual PUT request takes route \\\"items-put\\\""),
+        "{notes}"
+    );
+    let actual = json(&[
+        y.as_str(),
+        "--path",
+        "/api/items",
+        "--method",
+        "PUT",
+        "--origin",
+        "https://app.example",
+    ]);
+    assert_eq!(actual["route"], "items-put");
+    assert_eq!(actual["decision"], "forwarded");
+}
