@@ -384,8 +384,8 @@ fn pow10(k: u32) -> f64 {
 
 /// A value as JSON text, for error messages ("found -5", "found \"TEN\""): what serde_json's
 /// `Display` prints, without its serializer (measured as above: `Value::to_string` here makes
-/// the filter 3,630 bytes bigger). Floats print with up to 6
-/// decimals; output past 120 characters is cut with "…".
+/// the filter 3,630 bytes bigger). Floats print with up to 6 decimals; output past 120
+/// characters is cut with "…".
 pub fn render(value: &Value) -> String {
     let mut out = String::new();
     render_into(value, &mut out);
