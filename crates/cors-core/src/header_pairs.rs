@@ -69,10 +69,14 @@ mod tests {
 
     #[test]
     fn damaged_buffers_give_the_pairs_before_the_damage() {
-        let buf = serialize(&[(b"a", b"1"), (b"bb", b"22")]);
-        for cut in 0..buf.len() {
+        let pairs: [(&[u8], &[u8]); 2] = [(b"a", b"1"), (b"bb", b"22")];
+        let buf = serialize(&pairs);
+        // The header (count, two length pairs) is 20 bytes; "a\0" "1" ends at 23, "bb\0" "22"
+        // at 29 (the final NUL is not needed).
+        for cut in 0..=buf.len() {
             let got: Vec<_> = iter(&buf[..cut]).collect();
-            assert!(got.len() <= 2);
+            let whole = [23, 29].iter().filter(|&&end| end <= cut).count();
+            assert_eq!(got, pairs[..whole], "cut at {cut}");
         }
         let mut huge = buf.clone();
         huge[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
@@ -80,6 +84,19 @@ mod tests {
         let mut long_name = buf;
         long_name[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(iter(&long_name).count(), 0);
+    }
+
+    /// Up to 8 headers of any bytes (NUL included), up to 11 bytes each.
+    fn any_pairs() -> impl Strategy<Value = Vec<(Vec<u8>, Vec<u8>)>> {
+        let bytes = || proptest::collection::vec(any::<u8>(), 0..12);
+        proptest::collection::vec((bytes(), bytes()), 0..8)
+    }
+
+    fn as_refs(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<(&[u8], &[u8])> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.as_slice(), v.as_slice()))
+            .collect()
     }
 
     proptest! {
@@ -90,11 +107,19 @@ mod tests {
         }
 
         #[test]
-        fn round_trips(pairs in proptest::collection::vec(
-            (proptest::collection::vec(any::<u8>(), 0..12), proptest::collection::vec(any::<u8>(), 0..12)), 0..8)) {
-            let refs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
+        fn round_trips(pairs in any_pairs()) {
+            let refs = as_refs(&pairs);
             let buf = serialize(&refs);
             prop_assert_eq!(iter(&buf).collect::<Vec<_>>(), refs);
+        }
+
+        /// Cut anywhere, a buffer gives a prefix of its pairs.
+        #[test]
+        fn truncated_buffers_give_a_prefix(pairs in any_pairs(), cut in any::<proptest::sample::Index>()) {
+            let refs = as_refs(&pairs);
+            let buf = serialize(&refs);
+            let got: Vec<_> = iter(&buf[..cut.index(buf.len() + 1)]).collect();
+            prop_assert!(refs.starts_with(&got), "{:?} is not a prefix of {:?}", got, refs);
         }
     }
 }

@@ -1,13 +1,20 @@
-//! A small JSON text parser producing `serde_json::Value`, so that the module does not carry
-//! serde's deserializer machinery (about 20 KB of Wasm). It accepts exactly RFC 8259 JSON, as
-//! `serde_json::from_slice` does, with the same results: numbers without fraction or exponent
-//! become `u64` / `i64` when they fit, others `f64`; a repeated key keeps its last value;
-//! nesting deeper than 128 is refused. Errors read like serde_json's ("EOF while parsing a
-//! string at line 1 column 9").
+//! A small JSON text parser producing `serde_json::Value`, used instead of serde_json's
+//! deserializer to keep the module small. Measured 2026-12-02 (`cargo build --release --target
+//! wasm32-wasip1 -p cors-wasm`, then `wasm-opt` with the Makefile's flags): the filter is
+//! 201,950 bytes with this parser and 214,920 bytes (+12,970) with `serde_json::from_slice`.
+//!
+//! It accepts and refuses exactly what `serde_json::from_slice::<Value>` does, with equal values:
+//! numbers without fraction or exponent become `u64` / `i64` when they fit, others `f64` with
+//! the same bits as serde_json's (its algorithm without the `float_roundtrip` feature, which is
+//! not always correctly rounded); a repeated key keeps its last value; nesting deeper than 127
+//! is refused. `tests/json_text_equals_serde_json.rs` (property tests) and the fuzz target
+//! `json_text` check this. Errors read like serde_json's ("EOF while parsing a string at line 1
+//! column 9") but need not be the same.
 
 use serde_json::{Map, Number, Value};
 
-const MAX_DEPTH: usize = 128;
+/// serde_json's recursion limit: 127 nested arrays or objects are read, 128 are not.
+const MAX_DEPTH: usize = 127;
 
 /// Parses `bytes` as one JSON value (whitespace around it allowed).
 pub fn parse(bytes: &[u8]) -> Result<Value, String> {
@@ -226,77 +233,159 @@ impl Parser<'_> {
         Ok(n)
     }
 
-    fn digits(&mut self) -> usize {
-        let start = self.pos;
-        while let Some(b'0'..=b'9') = self.peek() {
-            self.pos += 1;
-        }
-        self.pos - start
+    fn digit(&mut self) -> Option<u64> {
+        let d = char::from(self.peek()?).to_digit(10)?;
+        self.pos += 1;
+        Some(u64::from(d))
     }
 
+    /// serde_json's number algorithm (without its `float_roundtrip` feature), step for step, so
+    /// that both give the same bits: the first digits that fit a u64 form the significand, later
+    /// integer digits scale it and later fraction digits are dropped; the value is the
+    /// significand times or divided by a correctly rounded power of ten.
     fn number(&mut self) -> Result<Value, String> {
-        let start = self.pos;
         let negative = self.peek() == Some(b'-');
         if negative {
             self.pos += 1;
         }
-        let int_start = self.pos;
-        match self.digits() {
-            0 => {
-                return Err(self.error(if self.peek().is_none() {
-                    "EOF while parsing a value"
-                } else {
-                    "invalid number"
-                }))
+        match self.peek() {
+            None => return Err(self.error("EOF while parsing a value")),
+            Some(b'0') => {
+                self.pos += 1;
+                if let Some(b'0'..=b'9') = self.peek() {
+                    return Err(self.error("invalid number"));
+                }
             }
-            n if n > 1 && self.bytes.get(int_start) == Some(&b'0') => {
-                self.pos = int_start + 1;
+            Some(b'1'..=b'9') => {}
+            Some(_) => {
+                self.pos += 1;
                 return Err(self.error("invalid number"));
             }
-            _ => {}
         }
-        let mut integer = true;
+        let mut significand: u64 = 0;
+        let mut exponent: i32 = 0;
+        let mut full = false;
+        let push = |s: u64, d: u64| s.checked_mul(10).and_then(|s| s.checked_add(d));
+        while let Some(d) = self.digit() {
+            match push(significand, d).filter(|_| !full) {
+                Some(s) => significand = s,
+                None => {
+                    full = true;
+                    exponent = exponent.saturating_add(1);
+                }
+            }
+        }
+        let mut integer = !full;
         if self.peek() == Some(b'.') {
             integer = false;
             self.pos += 1;
-            if self.digits() == 0 {
+            let (mut any, mut full) = (false, false);
+            while let Some(d) = self.digit() {
+                any = true;
+                match push(significand, d).filter(|_| !full) {
+                    Some(s) => {
+                        significand = s;
+                        exponent = exponent.saturating_sub(1);
+                    }
+                    None => full = true,
+                }
+            }
+            if !any {
                 return Err(self.error("invalid number"));
             }
         }
         if let Some(b'e' | b'E') = self.peek() {
             integer = false;
             self.pos += 1;
+            let positive = self.peek() != Some(b'-');
             if let Some(b'+' | b'-') = self.peek() {
                 self.pos += 1;
             }
-            if self.digits() == 0 {
-                return Err(self.error("invalid number"));
-            }
-        }
-        let text = self
-            .bytes
-            .get(start..self.pos)
-            .and_then(|t| std::str::from_utf8(t).ok())
-            .unwrap_or_default();
-        if integer {
-            if negative {
-                // serde_json reads `-0` as the float -0.0.
-                if let Ok(n @ (i64::MIN..=-1)) = text.parse::<i64>() {
-                    return Ok(Value::Number(n.into()));
+            let mut e: i32 = match self.digit() {
+                Some(d) => d as i32,
+                None => return Err(self.error("invalid number")),
+            };
+            let mut overflow = false;
+            while let Some(d) = self.digit() {
+                match e.checked_mul(10).and_then(|e| e.checked_add(d as i32)) {
+                    Some(n) if !overflow => e = n,
+                    _ => overflow = true,
                 }
-            } else if let Ok(n) = text.parse::<u64>() {
-                return Ok(Value::Number(n.into()));
             }
+            if overflow {
+                if significand != 0 && positive {
+                    return Err(self.error("number out of range"));
+                }
+                return Ok(float(if negative { -0.0 } else { 0.0 }));
+            }
+            exponent = if positive {
+                exponent.saturating_add(e)
+            } else {
+                exponent.saturating_sub(e)
+            };
         }
-        Number::from_f64(to_f64(text))
-            .map(Value::Number)
-            .ok_or_else(|| self.error("number out of range"))
+        if integer {
+            if !negative {
+                return Ok(Value::Number(significand.into()));
+            }
+            // As in serde_json: `-0` and values below i64::MIN are floats.
+            return Ok(match (significand as i64).wrapping_neg() {
+                n @ i64::MIN..=-1 => Value::Number(n.into()),
+                _ => float(-(significand as f64)),
+            });
+        }
+        let mut f = significand as f64;
+        loop {
+            if let k @ 0..=308 = exponent.unsigned_abs() {
+                if exponent >= 0 {
+                    f *= pow10(k);
+                    if f.is_infinite() {
+                        return Err(self.error("number out of range"));
+                    }
+                } else {
+                    f /= pow10(k);
+                }
+                break;
+            }
+            if f == 0.0 {
+                break;
+            }
+            if exponent >= 0 {
+                return Err(self.error("number out of range"));
+            }
+            f /= pow10(308);
+            exponent += 308;
+        }
+        Ok(float(if negative { -f } else { f }))
     }
 }
 
+/// A finite float as a JSON value.
+fn float(f: f64) -> Value {
+    Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+/// 10^k (k <= 308) rounded to the nearest f64: the value of the literal `1e{k}`, which
+/// serde_json keeps in a table of 309 floats (2,472 bytes). Here 5^k is carried in a u128
+/// below 2^124, halved with the lost bits folded into the lowest one (so the rounding below
+/// still sees them), then rounded once to 53 bits by `as f64` and scaled by the twos. A test
+/// checks every k against serde_json.
+fn pow10(k: u32) -> f64 {
+    let (mut m, mut twos) = (1u128, k);
+    for _ in 0..k {
+        m *= 5;
+        while m >> 124 != 0 {
+            m = m >> 1 | m & 1;
+            twos += 1;
+        }
+    }
+    m as f64 * f64::from_bits(u64::from(twos + 1023) << 52)
+}
+
 /// A value as JSON text, for error messages ("found -5", "found \"TEN\""): what serde_json's
-/// `Display` prints, without its serializer (8 KB of Wasm). Floats print with up to 6
-/// decimals; output past 120 characters is cut with "…".
+/// `Display` prints, without its serializer (measured as above: `Value::to_string` here makes
+/// the filter 3,630 bytes bigger). Floats print with up to 6 decimals; output past 120
+/// characters is cut with "…".
 pub fn render(value: &Value) -> String {
     let mut out = String::new();
     render_into(value, &mut out);
@@ -398,63 +487,6 @@ fn render_float(f: f64, out: &mut String) {
     }
 }
 
-/// The value of a valid JSON number. Not core's `str::parse::<f64>`: its correctly rounded
-/// algorithm brings a 10 KB table into the module. This is exact (Clinger's fast path) when
-/// the number has at most 15 significant digits and a decimal exponent within ±22 (every
-/// number a CORS configuration holds: seconds, percentages) and within a few units in the
-/// last place otherwise.
-fn to_f64(text: &str) -> f64 {
-    let mut mantissa: u64 = 0;
-    let mut digits = 0;
-    let mut exponent: i32 = 0;
-    let mut after_point = false;
-    let mut bytes = text.bytes().peekable();
-    let negative = bytes.next_if_eq(&b'-').is_some();
-    while let Some(b) = bytes.next_if(|b| b.is_ascii_digit() || *b == b'.') {
-        if b == b'.' {
-            after_point = true;
-            continue;
-        }
-        if mantissa == 0 && b == b'0' {
-            // Leading zeros are not significant.
-        } else if digits < 19 {
-            mantissa = mantissa * 10 + u64::from(b - b'0');
-            digits += 1;
-        } else if !after_point {
-            exponent += 1;
-            continue;
-        } else {
-            continue;
-        }
-        if after_point {
-            exponent -= 1;
-        }
-    }
-    if bytes.next_if(|b| *b == b'e' || *b == b'E').is_some() {
-        let minus = matches!(bytes.next_if(|b| *b == b'+' || *b == b'-'), Some(b'-'));
-        let mut e: i32 = 0;
-        for b in bytes {
-            e = e.saturating_mul(10).saturating_add(i32::from(b - b'0'));
-        }
-        exponent = exponent.saturating_add(if minus { -e } else { e });
-    }
-    let m = mantissa as f64;
-    let value = if mantissa == 0 || exponent < -400 {
-        0.0
-    } else if exponent >= 0 {
-        m * 10f64.powi(exponent.min(400))
-    } else if exponent >= -308 {
-        m / 10f64.powi(-exponent)
-    } else {
-        m / 10f64.powi(308) / 10f64.powi(-exponent - 308)
-    };
-    if negative {
-        -value
-    } else {
-        value
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,28 +540,10 @@ mod tests {
             agrees(text);
         }
         agrees(&"[".repeat(129));
+        agrees(&format!("{}{}", "[".repeat(127), "]".repeat(127)));
+        agrees(&format!("{}{}", "[".repeat(128), "]".repeat(128)));
         agrees(&format!("{}{}", "[".repeat(100), "]".repeat(100)));
         assert!(parse(&[b'"', 0xff, b'"']).is_err());
-    }
-
-    #[test]
-    fn long_or_far_numbers_are_within_a_few_ulps() {
-        for text in [
-            "18446744073709551616",
-            "-9223372036854775809",
-            "3.141592653589793238462643383279",
-            "1e300",
-            "-2.5e-300",
-            "123456789012345678901234567890e-10",
-            "0.1e-5",
-        ] {
-            let ours = parse(text.as_bytes()).unwrap().as_f64().unwrap();
-            let theirs: f64 = text.parse().unwrap();
-            assert!(
-                ((ours - theirs) / theirs).abs() < 1e-14,
-                "{text}: {ours} vs {theirs}"
-            );
-        }
     }
 
     #[test]
