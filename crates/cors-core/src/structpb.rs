@@ -221,7 +221,7 @@ pub mod encode {
     }
 
     /// One length-delimited field: tag (`number`, wire type 2), varint length, bytes.
-    pub fn len_field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
+    fn len_field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
         out.push(number << 3 | 2);
         let mut n = bytes.len();
         loop {
