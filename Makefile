@@ -48,7 +48,7 @@ clean:
 
 # Side-by-side benchmark against Envoy's native CORS filter (a program, not a test).
 bench: setup build
-	$(VENV)/bin/python bench/run.py
+	$(VENV)/bin/python -m bench.run
 
 # The OCI image (Istio / Envoy Gateway "compat" Wasm image) as dist/oci/ and dist/cors-filter.oci.tar,
 # and all release artefacts in dist/ (module, sha256, image, JSON Schema, manifests with real digests).
@@ -64,4 +64,4 @@ fuzz:
 	fuzz/run.sh $${FUZZ_SECONDS:-60}
 
 soak: setup build
-	$(VENV)/bin/python soak/run.py
+	$(VENV)/bin/python -m soak.run

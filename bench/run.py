@@ -33,10 +33,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 # The test harness's Envoy and config builders (tests/envoy.py), shared with the benchmark.
-sys.path.insert(0, str(ROOT / "tests"))
-from envoy import Envoy as HarnessEnvoy, bootstrap, free_port, upstream_cluster, wasm_filter as harness_wasm_filter  # noqa: E402
+from tests.envoy import Envoy as HarnessEnvoy, bootstrap, free_port, upstream_cluster, wasm_filter as harness_wasm_filter
+
+ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 WASM = ROOT / "build" / "cors_filter.wasm"
 FLOOR_WASM = ROOT / "build" / "cors_floor.wasm"

@@ -2,7 +2,7 @@
 """Soak: mixed CORS traffic with wrk while the listener (and its plugin configuration) is
 replaced several times through a file-based dynamic listener (issue 6).
 
-    .venv/bin/python soak/run.py [--duration 180] [--reloads 6] [--connections 4]
+    .venv/bin/python -m soak.run [--duration 180] [--reloads 6] [--connections 4]   (from the repository root)
 
 Loopback only, bounded in time. One Envoy (--concurrency 1): a static upstream listener that
 answers with direct responses, and the CORS listener from LDS
@@ -30,9 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.envoy import envoy_binary, free_port, listener, upstream_cluster, upstream_listener, wasm_filter
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from envoy import envoy_binary, free_port, listener, upstream_cluster, upstream_listener, wasm_filter  # noqa: E402
 
 ORIGINS = ["https://app.example.com", "https://*.example.com"]
 

@@ -1,23 +1,22 @@
-"""Headless Chromium (Debian's `chromium`, installed by scripts/setup.sh) for the browser tests,
-and the demo configuration (envoy/demo.yaml) on ports of the test's choosing.
+"""Headless Chromium (Debian's `chromium`, installed by scripts/setup.sh) for the browser tests
+and `make screenshot`, and the demo configuration (envoy/demo.yaml) on ports of the caller's
+choosing.
 
 Chromium is driven with `--dump-dom` and a virtual time budget: one process per page load, no
 DevTools client, nothing downloaded at run time. With CI=true a missing Chromium is an error.
 """
 
-import fcntl
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 
 import yaml
 
-from envoy import ROOT, Envoy, free_port, request
+from tests.envoy import ROOT, Envoy, free_port, request
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -25,6 +24,7 @@ CHROMIUM_FLAGS = [
     "--hide-scrollbars",
 ]
 DEMO_PORTS = {"page": 8080, "peer": 8081, "api": 10000, "backend": 10001, "down": 10009, "admin": 9901}
+SCREENSHOT_SIZE = (1400, 880)
 ACCESS_LOG_FORMAT = "%REQ(:METHOD)% %REQ(:PATH)% %REQ(ORIGIN)% %RESPONSE_CODE%\n"
 
 
@@ -80,47 +80,19 @@ def page_results(dom):
     return json.loads(text)
 
 
-def port_is_free(port):
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-DEMO_PORTS_LOCK = os.path.join(tempfile.gettempdir(), "cors-filter-demo-ports.lock")
-
-
-def claim_demo_ports():
-    """The demo's own ports, when they are all free and no other test run holds them: returns
-    an open lock file to keep (closing it releases the ports), or None. Two test runs at once
-    (several engineers, one machine) must not share an Envoy port: requests would be split
-    between the two Envoys, and a second Envoy failing on the admin port would look ready."""
-    lock = open(DEMO_PORTS_LOCK, "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        lock.close()
-        return None
-    if all(port_is_free(p) for p in DEMO_PORTS.values()):
-        return lock
-    lock.close()
-    return None
-
-
 def free_ports():
     return {name: free_port() for name in DEMO_PORTS}
 
 
+def demo_url(ports):
+    """The demo page, told where the API and the peer page (another origin) are."""
+    host = "http://localhost"
+    return f"{host}:{ports['page']}/?api={host}:{ports['api']}&peer={host}:{ports['peer']}"
+
+
 def start_demo_envoy(ports, access_log):
-    """envoy/demo.yaml on `ports`; fails when that Envoy is not the one answering (it exited)."""
-    envoy = Envoy(demo_config(ports, access_log))
-    time.sleep(0.3)
-    if envoy.proc.poll() is not None:
-        raise RuntimeError(f"Envoy exited with {envoy.proc.returncode}:\n{envoy.log()[-2000:]}")
-    return envoy
+    """envoy/demo.yaml on `ports`; fails when a port is in use (no port is shared)."""
+    return Envoy(demo_config(ports, access_log))
 
 
 def demo_config(ports, access_log):

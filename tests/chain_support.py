@@ -1,5 +1,6 @@
 """Building blocks for filter-chain tests: the Envoy filters that usually sit after ours
-(jwt_authn, rbac, local_ratelimit, Envoy's own CORS filter) and a signed test JWT.
+(jwt_authn, rbac, local_ratelimit; Envoy's own CORS filter is in tests/envoy.py) and a signed
+test JWT.
 
 Everything here is plain config dicts for `tests/envoy.py`; nothing is downloaded.
 """
@@ -9,6 +10,8 @@ import hashlib
 import hmac
 import json
 import time
+
+from tests.envoy import percent
 
 JWT_ISSUER = "https://issuer.example"
 JWT_SECRET = b"a test secret, not for production use"
@@ -60,46 +63,17 @@ def rbac_deny_all():
     }
 
 
-def percent(n=100):
-    return {"default_value": {"numerator": n, "denominator": "HUNDRED"}, "runtime_key": "unused"}
-
-
 def token_bucket_config(stat_prefix="limited"):
     """local_ratelimit's settings: one token, refilled once an hour (after one request, 429)."""
     return {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
         "stat_prefix": stat_prefix,
         "token_bucket": {"max_tokens": 1, "tokens_per_fill": 1, "fill_interval": "3600s"},
-        "filter_enabled": percent(),
-        "filter_enforced": percent(),
+        "filter_enabled": percent(100, "unused"),
+        "filter_enforced": percent(100, "unused"),
     }
 
 
 def local_ratelimit():
     return {"name": "envoy.filters.http.local_ratelimit", "typed_config": token_bucket_config()}
 
-
-def native_cors_filter():
-    """Envoy's own CORS filter; its policy comes from the route (`native_cors_route_config`)."""
-    return {
-        "name": "envoy.filters.http.cors",
-        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"},
-    }
-
-
-def native_cors_route_config(policy):
-    return {"envoy.filters.http.cors": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy", **policy}}
-
-
-def cors_headers(headers):
-    """The CORS-relevant response headers as name → list of values (every line kept)."""
-    out = {}
-    for k, v in headers:
-        if k.startswith("access-control-") or k == "vary":
-            out.setdefault(k, []).append(v)
-    return out
-
-
-def vary_items(headers):
-    return [item.strip().lower() for k, v in headers if k == "vary" for item in v.split(",")]

@@ -3,20 +3,36 @@
 Configs are built as Python dicts (Envoy reads JSON as YAML) so each test can state exactly the
 listeners, routes and plugin configuration it needs. One Envoy hosts every listener of a test
 module; an `upstream` listener in the same Envoy plays the backend with direct responses.
+Also here: what the tests ask of a response (`header_values`, `cors_headers`, `vary_items`).
 """
 
+import collections
+import http.client
 import json
 import os
+import random
+import re
 import socket
 import subprocess
 import tempfile
 import time
-import http.client
+import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WASM = ROOT / "build" / "cors_filter.wasm"
 ENVOY_BIN = ROOT / ".venv" / "bin" / "envoy"
+
+
+def poll(check, timeout, interval=0.05):
+    """`check()` every `interval` seconds until it returns something true, which is returned;
+    None once `timeout` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result or None
+        time.sleep(interval)
 
 
 def envoy_binary():
@@ -26,10 +42,26 @@ def envoy_binary():
     raise RuntimeError("Envoy not found at .venv/bin/envoy: run `make setup` (or `make test`, which runs it)")
 
 
+# Below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by default), from which
+# every outgoing connection on the machine takes its local port: a port handed out there can be
+# taken by some client before Envoy binds it ("Address already in use").
+_PORTS = range(20000, 32768)
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody listens on now, never the same twice in one test run."""
+    while True:
+        port = random.choice(_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
 
 
 def wasm_filter(configuration, encoding="struct", name="cors", failure_policy=None, wasm=WASM, vm_id="cors"):
@@ -66,10 +98,37 @@ ROUTER = {
 }
 
 
+def native_cors_filter():
+    """Envoy's own CORS filter; its policy comes from the route (`native_cors_route_config`)."""
+    return {
+        "name": "envoy.filters.http.cors",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"},
+    }
+
+
+def native_cors_route_config(policy):
+    """A route's (or virtual host's) `typed_per_filter_config` giving Envoy's CORS filter `policy`."""
+    return {"envoy.filters.http.cors": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy", **policy}}
+
+
+def percent(n, runtime_key=None):
+    """A `RuntimeFractionalPercent` of n/100 (filter_enabled, shadow_enabled, rate limits)."""
+    fraction = {"default_value": {"numerator": n, "denominator": "HUNDRED"}}
+    if runtime_key:
+        fraction["runtime_key"] = runtime_key
+    return fraction
+
+
 def route(name, prefix="/", cluster="upstream", **extra):
     r = {"name": name, "match": {"prefix": prefix}, "route": {"cluster": cluster}}
     r.update(extra)
     return r
+
+
+def catch_all(name, routes=None):
+    """One virtual host for every domain, named `name`, with `routes` (default: one route `name`)."""
+    return [{"name": name, "domains": ["*"], "routes": routes or [route(name)]}]
 
 
 def listener(name, port, filters, virtual_hosts):
@@ -117,6 +176,11 @@ def upstream_listener(port):
     }])
 
 
+def reached_upstream(headers):
+    """Whether a response came from `upstream_listener` (not from a filter's local reply)."""
+    return header_values(headers, "x-upstream") == ["hit"]
+
+
 def upstream_cluster(port, name="upstream"):
     return {
         "name": name,
@@ -135,6 +199,12 @@ def bootstrap(listeners, clusters, admin_port):
     }
 
 
+def with_upstream(listeners, clusters=()):
+    """A bootstrap of `listeners` plus the `upstream` listener and its cluster, on free ports."""
+    up = free_port()
+    return bootstrap([upstream_listener(up), *listeners], [upstream_cluster(up), *clusters], free_port())
+
+
 class Envoy:
     """A running Envoy; `log()` returns what it printed so far."""
 
@@ -144,6 +214,7 @@ class Envoy:
         with open(self.config_path, "w") as f:
             json.dump(config, f, indent=1)
         self.admin_port = config["admin"]["address"]["socket_address"]["port_value"]
+        self.barrier_counts = collections.Counter()  # see filter_counters_after_tick
         self.log_path = os.path.join(self.dir, "envoy.log")
         args = [envoy_binary(), "-c", self.config_path, "--concurrency", "1", "--use-dynamic-base-id",
                 "--log-level", log_level, "--log-path", self.log_path,
@@ -157,21 +228,23 @@ class Envoy:
         self.ready_seconds = time.monotonic() - started
 
     def _wait_ready(self, timeout):
+        """Until this Envoy is LIVE. The admin's /server_info names the config file, so another
+        Envoy answering on the same admin port (ours then exits) is never taken for ours; a
+        listener port in use also makes ours exit before it is LIVE."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"Envoy exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
             try:
-                status, _, body = request(self.admin_port, "GET", "/ready")
-                if status == 200 and body.strip() == b"LIVE":
-                    # Another Envoy may hold the admin port (a race on free ports): ours
-                    # would then exit while that one answers /ready.
-                    time.sleep(0.2)
-                    if self.proc.poll() is None:
+                status, _, body = request(self.admin_port, "GET", "/server_info")
+                if status == 200:
+                    info = json.loads(body)
+                    if (info["command_line_options"]["config_path"] == self.config_path
+                            and info["state"] == "LIVE"):
                         return
-            except OSError:
+            except (OSError, http.client.HTTPException, ValueError):
                 pass
-            time.sleep(0.1)
+            time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"Envoy not ready after {timeout}s:\n{self.log()[-4000:]}")
 
@@ -195,14 +268,37 @@ class Envoy:
 
     def wait_log(self, *needles, timeout=5.0):
         """The log once it holds every needle (or the timeout passed)."""
-        deadline = time.time() + timeout
-        while time.time() < deadline and not all(n in self.log() for n in needles):
-            time.sleep(0.1)
+        poll(lambda: all(n in self.log() for n in needles), timeout)
         return self.log()
 
-    def stats(self, filter_text=""):
-        _, _, body = request(self.admin_port, "GET", "/stats?filter=" + filter_text)
+    def stats(self, filter_regex=""):
+        """Envoy's stats whose names match `filter_regex` (RE2, searched anywhere in the name)."""
+        _, _, body = request(self.admin_port, "GET", "/stats?filter=" + urllib.parse.quote(filter_regex))
         return dict(line.split(": ", 1) for line in body.decode().splitlines() if ": " in line)
+
+    def counter(self, name):
+        return int(self.stats(f"^{re.escape(name)}$").get(name, "0"))
+
+    def filter_counters(self):
+        """Our filter's counters (`wasmcustom.cors.…`) as Envoy shows them now."""
+        return {k: int(v) for k, v in self.stats("^wasmcustom\\.").items() if v.strip().isdigit()}
+
+    def filter_counters_after_tick(self, send, counter, timeout=5.0):
+        """Our filter's counters once everything sent so far is in them, and the seconds that
+        took. The filter adds its counts to Envoy's on its 1 s timer (which also re-reads the log
+        level): `send()` sends one request the filter counts in `counter` (and nothing else the
+        test sends may count there); once Envoy shows it, a tick has run after every earlier
+        request. The counts of every such request so far are taken out of the result."""
+        started = time.monotonic()
+        before = self.filter_counters().get(counter, 0)
+        send()
+        self.barrier_counts[counter] += 1
+        now = poll(lambda: (c := self.filter_counters()).get(counter, 0) > before and c, timeout)
+        if not now:
+            raise AssertionError(f"{counter} did not move within {timeout}s")
+        for name, n in self.barrier_counts.items():
+            now[name] -= n
+        return now, time.monotonic() - started
 
     def stop(self):
         if self.proc.poll() is None:
@@ -217,11 +313,10 @@ class Envoy:
 def validate(config):
     """Runs `envoy --mode validate` (which loads the module and runs on_configure).
     Returns (exit code, output)."""
-    d = tempfile.mkdtemp(prefix="cors-validate-")
-    path = os.path.join(d, "envoy.json")
-    with open(path, "w") as f:
-        json.dump(config, f)
-    return validate_file(path)
+    with tempfile.TemporaryDirectory(prefix="cors-validate-") as d:
+        path = Path(d) / "envoy.json"
+        path.write_text(json.dumps(config))
+        return validate_file(path)
 
 
 def validate_file(path):
@@ -236,16 +331,23 @@ def request(port, method, path="/", headers=(), host="test.local", timeout=5):
     Header values may be bytes (sent as they are)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-        conn.putheader("host", host)
-        for name, value in headers:
-            conn.putheader(name, value)
-        conn.endheaders()
-        resp = conn.getresponse()
-        body = resp.read()
-        return resp.status, [(k.lower(), v) for k, v in resp.getheaders()], body
+        _, answer = _exchange(conn, method, path, headers, host)
+        return answer
     finally:
         conn.close()
+
+
+def _exchange(conn, method, path, headers, host):
+    """Sends one request on `conn` exactly as given (no headers added but Host) and reads the
+    response: (the response, (status, [(lower-case name, value)], body))."""
+    conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+    conn.putheader("host", host)
+    for name, value in headers:
+        conn.putheader(name, value)
+    conn.endheaders()
+    resp = conn.getresponse()
+    body = resp.read()
+    return resp, (resp.status, [(k.lower(), v) for k, v in resp.getheaders()], body)
 
 
 class Client:
@@ -260,20 +362,12 @@ class Client:
             conn = self.conns.get(port) or http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             self.conns[port] = conn
             try:
-                conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-                conn.putheader("host", host)
-                for name, value in headers:
-                    conn.putheader(name, value)
-                if method in ("POST", "PUT", "PATCH"):
-                    conn.putheader("content-length", "0")
-                conn.endheaders()
-                resp = conn.getresponse()
-                resp.read()
-                result = resp.status, [(k.lower(), v) for k, v in resp.getheaders()]
+                length = [("content-length", "0")] if method in ("POST", "PUT", "PATCH") else []
+                resp, (status, resp_headers, _) = _exchange(conn, method, path, [*headers, *length], host)
                 if resp.will_close:
                     conn.close()
                     del self.conns[port]
-                return result
+                return status, resp_headers
             except (http.client.HTTPException, OSError):
                 conn.close()
                 self.conns.pop(port, None)
@@ -286,5 +380,31 @@ class Client:
         self.conns = {}
 
 
+def preflight(port, origin, method="PUT", request_headers=None, path="/", host="test.local",
+              private_network=False):
+    """A CORS preflight: OPTIONS with Origin and Access-Control-Request-Method (and -Headers,
+    -Private-Network when given). Returns what `request` returns."""
+    headers = [("origin", origin), ("access-control-request-method", method)]
+    if request_headers is not None:
+        headers.append(("access-control-request-headers", request_headers))
+    if private_network:
+        headers.append(("access-control-request-private-network", "true"))
+    return request(port, "OPTIONS", path, headers, host=host)
+
+
 def header_values(headers, name):
     return [v for k, v in headers if k == name]
+
+
+def cors_headers(headers):
+    """The CORS-relevant response headers (every `access-control-*` and `vary`) as
+    name → list of values, every line kept."""
+    out = {}
+    for k, v in headers:
+        if k.startswith("access-control-") or k == "vary":
+            out.setdefault(k, []).append(v)
+    return out
+
+
+def vary_items(headers):
+    return [item.strip().lower() for k, v in headers if k == "vary" for item in v.split(",")]

@@ -3,17 +3,15 @@ Envoy: anchored like the subdomain pattern, so only that scheme and host pass, o
 
 import pytest
 
-from envoy import Envoy, bootstrap, free_port, header_values, listener, request, route, upstream_cluster, upstream_listener, wasm_filter
+from tests.envoy import Envoy, catch_all, free_port, header_values, listener, preflight, request, wasm_filter, with_upstream
 
 POLICY = {"allow_origins": ["http://localhost:*", "https://*.dev.example:*"], "allow_methods": "PUT"}
 
 
 @pytest.fixture(scope="module")
 def port():
-    up, admin, p = free_port(), free_port(), free_port()
-    e = Envoy(bootstrap([upstream_listener(up),
-                         listener("l", p, [wasm_filter({"policy": POLICY})], [{"name": "v", "domains": ["*"], "routes": [route("r")]}])],
-                        [upstream_cluster(up)], admin))
+    p = free_port()
+    e = Envoy(with_upstream([listener("l", p, [wasm_filter({"policy": POLICY})], catch_all("v"))]))
     yield p
     e.stop()
 
@@ -21,7 +19,7 @@ def port():
 @pytest.mark.parametrize("origin", ["http://localhost:5173", "http://localhost:3000", "http://localhost",
                                     "https://app.dev.example:8443", "https://app.dev.example"])
 def test_every_port_of_the_listed_host_is_allowed(port, origin):
-    status, headers, _ = request(port, "OPTIONS", "/", [("origin", origin), ("access-control-request-method", "PUT")])
+    status, headers, _ = preflight(port, origin, "PUT")
     assert status == 200
     assert header_values(headers, "access-control-allow-origin") == [origin]
     status, headers, _ = request(port, "GET", "/", [("origin", origin)])

@@ -1,18 +1,23 @@
-"""Bad plugin configurations are refused at load, naming the field and the problem (issue 6).
+"""Bad plugin configurations are refused at load, naming the field and the problem (issue 6),
+and `cors-explain --check` refuses them with the very same message.
 
 For each kind of mistake, over both encodings where the mistake can be written in both (JSON
 text in a StringValue, and inline YAML that Envoy hands over as protobuf Struct bytes):
 `envoy --mode validate` (which loads the module and runs on_configure) must fail and its log
-must carry `invalid plugin configuration: <path>: <problem>`. Two mistakes are also given to a
-real Envoy start, which must exit with the same message instead of serving.
+must carry `invalid plugin configuration: <path>: <problem>`, and `cors-explain --check` on the
+same Envoy config file must refuse with the identical message. That equality is what lets the
+schema and manifest tests ask cors-explain instead of starting Envoy. Two mistakes are also given
+to a real Envoy start, which must exit with the same message instead of serving.
 """
 
+import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from envoy import Envoy, bootstrap, free_port, listener, route, upstream_cluster, upstream_listener, validate, wasm_filter
+from tests.envoy import Envoy, catch_all, listener, free_port, validate_file, wasm_filter, with_upstream
+from tests.plugin_config import refusal
 
 GOOD = {"allow_origins": ["https://app.example.com"]}
 
@@ -53,22 +58,49 @@ MISTAKES = [
      r'"BAD METHOD" is not a valid method or header name'),
     ("star-among-headers", {"policy": {**GOOD, "allow_headers": "x-a, *"}}, "policy.allow_headers",
      r'"\*" must be the only item'),
+    ("origins-not-a-list", {"policy": {"allow_origins": "https://a.com"}}, "policy.allow_origins",
+     r"expected a list of origins, found a string"),
+    ("matcher-two-kinds", {"policy": {"allow_origin_string_match": [{"exact": "a", "prefix": "b"}]}},
+     "policy.allow_origin_string_match[0]", r"a string matcher takes only one of exact, prefix"),
+    ("matcher-no-kind", {"policy": {"allow_origin_string_match": [{}]}},
+     "policy.allow_origin_string_match[0]", r"a string matcher needs one of exact, prefix"),
+    ("matcher-empty-prefix", {"policy": {"allow_origin_string_match": [{"prefix": ""}]}},
+     "policy.allow_origin_string_match[0]", r"an empty prefix, suffix or contains matches everything"),
+    ("matcher-regex-missing", {"policy": {"allow_origin_string_match": [{"safe_regex": {"google_re2": {}}}]}},
+     "policy.allow_origin_string_match[0].safe_regex.regex", r"missing \(required\)"),
+    ("empty-metadata-namespace", {"policy": GOOD, "route_metadata_namespace": ""}, "route_metadata_namespace",
+     r"expected a non-empty string or null"),
+    ("bad-denominator", {"policy": {**GOOD, "filter_enabled": {"default_value": {"denominator": "PERCENT"}}}},
+     "policy.filter_enabled.default_value.denominator", r'expected HUNDRED, TEN_THOUSAND or MILLION, found "PERCENT"'),
+    ("negative-numerator", {"policy": {**GOOD, "shadow_enabled": {"default_value": {"numerator": -5}}}},
+     "policy.shadow_enabled.default_value.numerator", r"expected a non-negative integer"),
+    ("any-port-bad-port", {"policy": {"allow_origins": ["http://localhost:*5"]}}, "policy.allow_origins[0]",
+     r'"http://localhost:\*5" is not an origin \(bad port\)'),
+    ("unknown-preset", {"policy": {**GOOD, "presets": ["grpc-web", "graphql"]}}, "policy.presets[1]",
+     r'unknown preset "graphql"'),
+    ("unknown-without-origin-mode", {"policy": GOOD, "requests_without_origin": "vary"}, "requests_without_origin",
+     r'expected "cache_safe" or "pass", found "vary"'),
+    # The Gateway API's vocabulary (HTTPCORSFilter field names).
+    ("vocabularies-mixed", {"policy": {"allowOrigins": ["https://a.com"], "allow_methods": "GET"}},
+     "policy.allow_methods", r"an Envoy CorsPolicy field in a policy written with the Gateway API's field names"),
+    ("gateway-star-not-alone", {"policy": {"allowOrigins": ["*", "https://a.com"]}}, "policy.allowOrigins",
+     r'"\*" must be the only item'),
+    ("gateway-star-with-credentials", {"routes": {"r": {"allowOrigins": ["*"], "allowCredentials": True}}},
+     "routes.r.allowCredentials", r'true together with an allow-any origin \("\*"\)'),
+    ("gateway-negative-max-age", {"policy": {"allowOrigins": ["*"], "maxAge": -1}}, "policy.maxAge",
+     r"expected a non-negative number of seconds, found -1"),
 ]
 
 # Inline Struct: every kind of mistake that can be written in YAML, once (the decoder hands the
 # same tree to the same checks; the JSON cases cover the variants).
 STRUCT_KINDS = ["unknown-policy-field", "wrong-type-bool", "origin-with-path", "invalid-regex", "negative-max-age",
-                "non-numeric-max-age", "star-with-credentials", "route-entry-string"]
+                "non-numeric-max-age", "star-with-credentials", "route-entry-string", "matcher-two-kinds",
+                "negative-numerator", "unknown-preset", "gateway-star-with-credentials"]
 CASES = [(m, "json") for m in MISTAKES] + [(m, "struct") for m in MISTAKES if m[0] in STRUCT_KINDS]
 
 
 def config_for(configuration, encoding):
-    up = free_port()
-    return bootstrap(
-        [upstream_listener(up),
-         listener("bad", free_port(), [wasm_filter(configuration, encoding)],
-                  [{"name": "bad", "domains": ["*"], "routes": [route("r")]}])],
-        [upstream_cluster(up)], free_port())
+    return with_upstream([listener("bad", free_port(), [wasm_filter(configuration, encoding)], catch_all("bad"))])
 
 
 def expected_line(path, problem):
@@ -77,31 +109,49 @@ def expected_line(path, problem):
 
 
 @pytest.fixture(scope="module")
-def validations():
-    """Every case validated once (a few in parallel: each validation is mostly Envoy start-up)."""
+def verdicts(tmp_path_factory, cors_explain):
+    """Every case's Envoy config file, validated once by Envoy and checked once by cors-explain
+    (a few in parallel: each validation is mostly Envoy start-up)."""
+    d = tmp_path_factory.mktemp("bad-config")
+
     def run(case):
         (name, configuration, _, _), encoding = case
-        return (name, encoding), validate(config_for(configuration, encoding))
+        path = d / f"{name}-{encoding}.json"
+        path.write_text(json.dumps(config_for(configuration, encoding)))
+        return (name, encoding), (validate_file(path), cors_explain.check_file(path))
     with ThreadPoolExecutor(4) as pool:
         return dict(pool.map(run, CASES))
 
 
 @pytest.mark.parametrize("mistake,encoding", CASES, ids=[f"{m[0]}-{e}" for m, e in CASES])
-def test_validate_refuses_the_mistake_and_names_field_and_problem(validations, mistake, encoding):
+def test_validate_refuses_the_mistake_and_names_field_and_problem(verdicts, mistake, encoding):
     name, _, path, problem = mistake
-    code, output = validations[(name, encoding)]
+    (code, output), _ = verdicts[(name, encoding)]
     assert code != 0, output[-2000:]
     assert expected_line(path, problem).search(output), output[-2000:]
     assert "Unable to create Wasm plugin" in output
     assert "panicked" not in output
 
 
-def test_a_good_configuration_validates_in_both_encodings():
-    """The control: the same harness with a correct policy passes validation."""
+@pytest.mark.parametrize("mistake,encoding", CASES, ids=[f"{m[0]}-{e}" for m, e in CASES])
+def test_cors_explain_check_refuses_with_the_message_envoy_logs(verdicts, mistake, encoding):
+    name = mistake[0]
+    (_, output), (accepted, message) = verdicts[(name, encoding)]
+    assert not accepted
+    assert message == refusal(output), output[-2000:]
+
+
+def test_a_good_configuration_validates_in_both_encodings(cors_explain, tmp_path):
+    """The control: the same harness with a correct policy passes validation, and cors-explain
+    accepts it too."""
     for encoding in ("json", "struct"):
-        code, output = validate(config_for({"policy": {**GOOD, "max_age": 600, "allow_credentials": True}}, encoding))
+        path = tmp_path / f"good-{encoding}.json"
+        path.write_text(json.dumps(config_for({"policy": {**GOOD, "max_age": 600, "allow_credentials": True}},
+                                              encoding)))
+        code, output = validate_file(path)
         assert code == 0, output[-2000:]
         assert "invalid plugin configuration" not in output
+        assert cors_explain.check_file(path) == (True, "")
 
 
 @pytest.mark.parametrize("name,encoding", [("star-with-credentials", "struct"), ("invalid-regex", "json")])

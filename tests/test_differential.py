@@ -19,20 +19,14 @@ from collections import Counter
 
 import pytest
 
-import envoy
-import fetch_model as fm
+from tests import envoy
+from tests import fetch_model as fm
 
 # CORS_DIFF_VERBOSE=1 prints one example request and both responses per header-level difference.
 VERBOSE = os.environ.get("CORS_DIFF_VERBOSE") == "1"
 
-NATIVE_FILTER = {
-    "name": "envoy.filters.http.cors",
-    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"},
-}
-NATIVE_POLICY_TYPE = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"
-
-PERCENT_0 = {"default_value": {"numerator": 0, "denominator": "HUNDRED"}, "runtime_key": "cors.off"}
-PERCENT_100 = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}, "runtime_key": "cors.on"}
+PERCENT_0 = envoy.percent(0, "cors.off")
+PERCENT_100 = envoy.percent(100, "cors.on")
 
 # Every matcher kind (exact, prefix, suffix, contains, safe_regex), with and without ignore_case,
 # and every other CorsPolicy field. Written exactly as the native filter takes them.
@@ -160,7 +154,7 @@ def plain_route(name):
 def native_route(name):
     r = plain_route(name)
     if name in ALL_POLICIES:
-        r["typed_per_filter_config"] = {"envoy.filters.http.cors": {"@type": NATIVE_POLICY_TYPE, **ALL_POLICIES[name]}}
+        r["typed_per_filter_config"] = envoy.native_cors_route_config(ALL_POLICIES[name])
     return r
 
 
@@ -172,22 +166,21 @@ def metadata_route(name):
 
 
 def vhost(routes):
-    return [{"name": "app", "domains": ["*"], "routes": routes}]
+    return envoy.catch_all("app", routes)
 
 
 @pytest.fixture(scope="module")
 def proxies():
-    ports = {k: envoy.free_port() for k in ("native", "ours", "meta", "upstream", "admin")}
+    ports = {k: envoy.free_port() for k in ("native", "ours", "meta")}
     listeners = [
-        envoy.upstream_listener(ports["upstream"]),
-        envoy.listener("native", ports["native"], [NATIVE_FILTER],
+        envoy.listener("native", ports["native"], [envoy.native_cors_filter()],
                        vhost([native_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])),
         envoy.listener("ours", ports["ours"], [envoy.wasm_filter({"routes": ALL_POLICIES}, encoding="json")],
                        vhost([plain_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])),
         envoy.listener("meta", ports["meta"], [envoy.wasm_filter({"route_metadata_namespace": "cors"}, encoding="json")],
                        vhost([metadata_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])),
     ]
-    proc = envoy.Envoy(envoy.bootstrap(listeners, [envoy.upstream_cluster(ports["upstream"])], ports["admin"]))
+    proc = envoy.Envoy(envoy.with_upstream(listeners))
     client = envoy.Client()
     yield proc, client, ports
     client.close()
@@ -364,16 +357,14 @@ def test_native_and_ours_agree_on_every_browser_conclusion(proxies, capsys):
 
 def test_any_origin_with_credentials_is_accepted_by_native_and_refused_by_ours():
     policy = {"allow_origin_string_match": [{"safe_regex": {"regex": ".*"}}], "allow_credentials": True}
-    port, admin = envoy.free_port(), envoy.free_port()
-    native = envoy.bootstrap([envoy.listener("native", port, [NATIVE_FILTER], vhost([
-        {**envoy.route("r"), "typed_per_filter_config": {
-            "envoy.filters.http.cors": {"@type": NATIVE_POLICY_TYPE, **policy}}}]))],
-        [envoy.upstream_cluster(port)], admin)
+    port = envoy.free_port()
+    native = envoy.with_upstream([envoy.listener("native", port, [envoy.native_cors_filter()], vhost([
+        envoy.route("r", typed_per_filter_config=envoy.native_cors_route_config(policy))]))])
     code, out = envoy.validate(native)
     assert code == 0, out[-2000:]
     for bad in (policy, {"allow_origin_string_match": [{"exact": "*"}], "allow_credentials": True}):
-        ours = envoy.bootstrap([envoy.listener("ours", port, [envoy.wasm_filter({"routes": {"r": bad}}, encoding="json")],
-                                               vhost([envoy.route("r")]))], [envoy.upstream_cluster(port)], admin)
+        ours = envoy.with_upstream([envoy.listener("ours", port, [envoy.wasm_filter({"routes": {"r": bad}}, "json")],
+                                                   vhost([envoy.route("r")]))])
         code, out = envoy.validate(ours)
         assert code != 0
         assert "routes.r.allow_credentials: true together with an allow-any origin" in out, out[-2000:]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_manifests import crd_errors
+from tests.test_manifests import crd_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable

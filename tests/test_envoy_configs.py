@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from envoy import ROOT, validate_file
+from tests.envoy import ROOT, validate_file
 
 CONFIGS = sorted((ROOT / "envoy").glob("*.yaml"))
 

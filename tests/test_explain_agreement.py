@@ -17,7 +17,6 @@ must hold cors-explain's reason for every refusal, and /stats the counters cors-
 """
 
 import json
-import os
 import random
 import subprocess
 import time
@@ -27,10 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import envoy
-
-ROOT = Path(__file__).resolve().parent.parent
-EXPLAIN = ROOT / "target" / "release" / "cors-explain"
+from tests import envoy
 
 COMPARED = {
     "access-control-allow-origin", "access-control-allow-credentials", "access-control-allow-methods",
@@ -38,8 +34,8 @@ COMPARED = {
     "access-control-max-age", "vary", "x-cors-reason",
 }
 
-PERCENT_0 = {"default_value": {"numerator": 0, "denominator": "HUNDRED"}}
-PERCENT_100 = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}
+PERCENT_0 = envoy.percent(0)
+PERCENT_100 = envoy.percent(100)
 
 MAIN_CONFIG = {
     "route_metadata_namespace": "cors",
@@ -155,33 +151,25 @@ def routes_for(targets, metadata):
 
 
 @pytest.fixture(scope="module")
-def proxy(tmp_path_factory):
-    # Up to date with the sources (a no-op after `make build`).
-    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "cors-explain"], cwd=ROOT, check=True,
-                   timeout=600)
-    ports = {name: envoy.free_port() for name in ("main", "json", "bare", "upstream", "admin")}
+def proxy(tmp_path_factory, cors_explain):
+    ports = {name: envoy.free_port() for name in ("main", "json", "bare")}
     main_routes = routes_for(MAIN_TARGETS, {"meta": META_POLICY, "meta-bad": {"allow_origins": "nope"}})
     json_routes = routes_for(JSON_TARGETS, {"j": META_POLICY})
-    config = envoy.bootstrap(
-        [
-            envoy.listener("main", ports["main"], [envoy.wasm_filter(MAIN_CONFIG, "struct", name="cors-main")],
-                           main_routes),
-            envoy.listener("json", ports["json"], [envoy.wasm_filter(JSON_CONFIG, "json", name="cors-json")],
-                           json_routes),
-            envoy.listener("bare", ports["bare"], [envoy.wasm_filter(BARE_CONFIG, "struct", name="cors-bare")],
-                           routes_for(BARE_TARGETS, {})),
-            envoy.upstream_listener(ports["upstream"]),
-        ],
-        [envoy.upstream_cluster(ports["upstream"])],
-        ports["admin"],
-    )
+    config = envoy.with_upstream([
+        envoy.listener("main", ports["main"], [envoy.wasm_filter(MAIN_CONFIG, "struct", name="cors-main")],
+                       main_routes),
+        envoy.listener("json", ports["json"], [envoy.wasm_filter(JSON_CONFIG, "json", name="cors-json")],
+                       json_routes),
+        envoy.listener("bare", ports["bare"], [envoy.wasm_filter(BARE_CONFIG, "struct", name="cors-bare")],
+                       routes_for(BARE_TARGETS, {})),
+    ])
     proc = envoy.Envoy(config)
     d = tmp_path_factory.mktemp("explain")
     yaml_path = d / "envoy.yaml"
     yaml_path.write_text(yaml.safe_dump(config, sort_keys=False))
     try:
         yield {"envoy": proc, "ports": ports, "files": {"main": yaml_path, "json": Path(proc.config_path), "bare": yaml_path},
-               "dir": d}
+               "dir": d, "explain": cors_explain.binary}
     finally:
         proc.stop()
 
@@ -225,7 +213,7 @@ def explain_batch(proxy, listener, reqs):
     d = proxy["dir"]
     path = d / f"requests-{listener}.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in reqs))
-    p = subprocess.run([str(EXPLAIN), str(proxy["files"][listener]), "--listener", listener,
+    p = subprocess.run([str(proxy["explain"]), str(proxy["files"][listener]), "--listener", listener,
                         "--requests", str(path)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     lines = [json.loads(line) for line in p.stdout.splitlines()]
@@ -303,13 +291,8 @@ def test_debug_log_holds_the_reason_cors_explain_gives_for_each_refusal(proxy, r
         if e["reason"]:
             expected.add("refused: " + e["reason"] + (" (shadow mode: not enforced)" if e["shadow"] else ""))
     assert len(expected) > 20
-    deadline = time.time() + 15  # Envoy flushes its log file every 10 s
-    while True:
-        log = proxy["envoy"].log()
-        missing = [line for line in expected if line not in log]
-        if not missing or time.time() > deadline:
-            break
-        time.sleep(0.2)
+    log = proxy["envoy"].wait_log(*expected)
+    missing = [line for line in expected if line not in log]
     assert not missing, missing[:5]
 
 
@@ -317,11 +300,7 @@ def test_stats_counters_are_the_ones_cors_explain_names(proxy, results):
     _, explained, _ = results
     want = Counter(e["counter"] for e in explained.values() if e["counter"])
     assert len(want) >= 8
-    deadline = time.time() + 5
-    while True:
-        stats = proxy["envoy"].stats("wasmcustom")
-        got = {name: int(stats.get(name, "0")) for name in want}
-        if got == dict(want) or time.time() > deadline:
-            break
-        time.sleep(0.3)
-    assert got == dict(want)
+    # The filter adds its counts to Envoy's on a 1 s timer: until every count is in.
+    counted = lambda: {name: n for name, n in proxy["envoy"].filter_counters().items() if n}  # noqa: E731
+    envoy.poll(lambda: counted() == want, 5)
+    assert counted() == want

@@ -6,15 +6,15 @@ Access-Control-Allow-Origin for an allowed origin, and none for a refused one.
 
 One Envoy hosts every listener of this module (see docs/filter-chain.md)."""
 
-from pathlib import Path
+import functools
 
 import pytest
 import yaml
 
-from chain_support import (cors_headers, jwt, jwt_authn, local_ratelimit, native_cors_filter,
-                           native_cors_route_config, rbac_deny_all, vary_items)
-from envoy import (ROOT, Envoy, bootstrap, free_port, header_values, listener, request, route,
-                   upstream_cluster, upstream_listener, wasm_filter)
+from tests.chain_support import jwt, jwt_authn, local_ratelimit, rbac_deny_all
+from tests.envoy import (ROOT, Envoy, catch_all, cors_headers, free_port, header_values, listener,
+                         native_cors_filter, native_cors_route_config, preflight as any_preflight, request, route,
+                         upstream_cluster, vary_items, wasm_filter, with_upstream)
 
 ALLOWED = "https://app.example"
 REFUSED = "https://evil.example"
@@ -49,6 +49,11 @@ NATIVE_POLICY = {
 }
 
 
+def native_vhost():
+    """Envoy's CORS filter given NATIVE_POLICY on the only route."""
+    return catch_all("native", [route("native", "/", typed_per_filter_config=native_cors_route_config(NATIVE_POLICY))])
+
+
 def local_routes():
     """Router-made replies: direct response, redirect, a dead cluster (503); other paths: 404."""
     return [{"name": "local", "domains": ["*"], "routes": [
@@ -62,15 +67,12 @@ def local_routes():
 
 @pytest.fixture(scope="module")
 def envoy():
-    up, dead, admin = free_port(), free_port(), free_port()
     ports = {name: free_port() for name in ["jwt", "rbac", "ratelimit", "local", "fallback", "native"]}
-    catch_all = [{"name": "main", "domains": ["*"], "routes": [route("main")]}]
     ours = wasm_filter({"policy": POLICY})
     listeners = [
-        upstream_listener(up),
-        listener("jwt", ports["jwt"], [ours, jwt_authn()], catch_all),
-        listener("rbac", ports["rbac"], [ours, rbac_deny_all()], catch_all),
-        listener("ratelimit", ports["ratelimit"], [ours, local_ratelimit()], catch_all),
+        listener("jwt", ports["jwt"], [ours, jwt_authn()], catch_all("main")),
+        listener("rbac", ports["rbac"], [ours, rbac_deny_all()], catch_all("main")),
+        listener("ratelimit", ports["ratelimit"], [ours, local_ratelimit()], catch_all("main")),
         listener("local", ports["local"], [ours], local_routes()),
         listener("fallback", ports["fallback"], [wasm_filter(FALLBACK_CONFIG)], [
             {"name": "vh-special", "domains": ["special.local"], "routes": [
@@ -88,15 +90,10 @@ def envoy():
                  "direct_response": {"status": 200, "body": {"inline_string": "direct"}}},
             ]},
         ]),
-        listener("native", ports["native"], [ours, native_cors_filter()], [
-            {"name": "native", "domains": ["*"], "routes": [
-                route("native", "/", typed_per_filter_config=native_cors_route_config(NATIVE_POLICY)),
-            ]},
-        ]),
+        listener("native", ports["native"], [ours, native_cors_filter()], native_vhost()),
     ]
     # `dead` points at a port nobody listens on: the router answers 503.
-    clusters = [upstream_cluster(up), upstream_cluster(dead, name="dead")]
-    e = Envoy(bootstrap(listeners, clusters, admin))
+    e = Envoy(with_upstream(listeners, [upstream_cluster(free_port(), name="dead")]))
     e.ports = ports
     # Take the rate limiter's only token with a request that is not CORS (no Origin): from now
     # on every request through that listener is over the limit.
@@ -108,15 +105,8 @@ def envoy():
     assert "panicked" not in log and "RuntimeError" not in log
 
 
-def counter(envoy, name):
-    return int(envoy.stats(name).get(name, "0"))
-
-
-def preflight(port, origin, path="/api", method="PUT", headers="content-type, x-custom", host="test.local"):
-    h = [("origin", origin), ("access-control-request-method", method)]
-    if headers:
-        h.append(("access-control-request-headers", headers))
-    return request(port, "OPTIONS", path, h, host=host)
+# The preflight of a PUT to /api with content-type and x-custom, unless told otherwise.
+preflight = functools.partial(any_preflight, method="PUT", request_headers="content-type, x-custom", path="/api")
 
 
 def actual(port, origin, path="/api", method="GET", extra=(), host="test.local"):
@@ -162,16 +152,16 @@ CHAIN_CASES = {
 @pytest.mark.parametrize("chain", CHAIN_CASES)
 def test_allowed_preflight_is_answered_before_the_later_filter(envoy, chain):
     _, later_counter = CHAIN_CASES[chain]
-    before = counter(envoy, later_counter)
+    before = envoy.counter(later_counter)
     status, headers, _ = preflight(envoy.ports[chain], ALLOWED)
     assert_answered_by_us(status, headers)
     # The later filter refused the actual request below (its counter moves); the preflight
     # never got there.
     actual(envoy.ports[chain], ALLOWED)
-    after_actual = counter(envoy, later_counter)
+    after_actual = envoy.counter(later_counter)
     assert after_actual == before + 1
     preflight(envoy.ports[chain], ALLOWED)
-    assert counter(envoy, later_counter) == after_actual
+    assert envoy.counter(later_counter) == after_actual
 
 
 @pytest.mark.parametrize("chain", CHAIN_CASES)
@@ -294,7 +284,7 @@ def test_policy_falls_back_to_virtual_host_then_policy_without_route_entry(envoy
     assert "origin" in vary_items(headers)
     status, headers, _ = actual(port, refused, path=path, host=host)
     assert_no_cors(headers)
-    status, headers, _ = preflight(port, allowed, path=path, method="GET", headers=None, host=host)
+    status, headers, _ = preflight(port, allowed, path=path, method="GET", request_headers=None, host=host)
     assert status == 200
     assert header_values(headers, "access-control-allow-origin") == [allowed]
 
@@ -331,7 +321,7 @@ def test_native_filter_after_ours_cannot_allow_an_origin_we_refuse(envoy):
     assert status == 200
     assert_no_cors(headers)
     assert "access-control-expose-headers" not in cors_headers(headers)
-    status, headers, _ = preflight(envoy.ports["native"], NATIVE_ONLY, method="DELETE", headers="x-native")
+    status, headers, _ = preflight(envoy.ports["native"], NATIVE_ONLY, method="DELETE", request_headers="x-native")
     assert status == 200
     assert header_values(headers, "x-upstream") == []  # the native filter's own reply
     assert_no_cors(headers)
@@ -341,15 +331,12 @@ def test_native_filter_after_ours_cannot_allow_an_origin_we_refuse(envoy):
 def test_native_filter_alone_would_have_allowed_native_only():
     """Control for the test above: the same native policy without ours does allow NATIVE_ONLY,
     so its absence above is our doing."""
-    up, port, admin = free_port(), free_port(), free_port()
-    vhosts = [{"name": "native", "domains": ["*"], "routes": [
-        route("native", "/", typed_per_filter_config=native_cors_route_config(NATIVE_POLICY))]}]
-    e = Envoy(bootstrap([upstream_listener(up), listener("native", port, [native_cors_filter()], vhosts)],
-                        [upstream_cluster(up)], admin))
+    port = free_port()
+    e = Envoy(with_upstream([listener("native", port, [native_cors_filter()], native_vhost())]))
     try:
         _, headers, _ = actual(port, NATIVE_ONLY)
         assert header_values(headers, "access-control-allow-origin") == [NATIVE_ONLY]
-        status, headers, _ = preflight(port, NATIVE_ONLY, method="DELETE", headers="x-native")
+        status, headers, _ = preflight(port, NATIVE_ONLY, method="DELETE", request_headers="x-native")
         assert status == 200 and header_values(headers, "x-upstream") == []
         assert header_values(headers, "access-control-allow-origin") == [NATIVE_ONLY]
     finally:

@@ -21,9 +21,8 @@ answered by the backend carries its path, which fails the case's expected empty 
 
 import pytest
 
-import envoy
-import plugin_config
-from gateway_api_cors_cases import CASES, INFRA_NAMESPACE, RULES
+from tests import envoy
+from tests.gateway_api_cors_cases import CASES, INFRA_NAMESPACE, RULES
 
 # The rules refused at load by design: `*` with credentials (HTTPRoute, rule index).
 REFUSED_RULES = {("cors-wildcard-methods-headers", 0)}
@@ -63,16 +62,15 @@ REPLAYED = [c for c in CASES if c.id not in INTENTIONAL_DIFFERENCES]
 
 @pytest.fixture(scope="module")
 def gateway():
-    up, port, admin = envoy.free_port(), envoy.free_port(), envoy.free_port()
+    port = envoy.free_port()
     routes = [envoy.route(route_name(r), match={"path_separated_prefix": r.path_prefix}) for r in ACCEPTED_RULES]
     listeners = [
-        envoy.upstream_listener(up),
         envoy.listener("same-namespace", port,
                        # JSON text in a StringValue: what Envoy Gateway and Istio hand to the filter.
                        [envoy.wasm_filter(plugin_configuration(ACCEPTED_RULES), encoding="json")],
-                       [{"name": "same-namespace", "domains": ["*"], "routes": routes}]),
+                       envoy.catch_all("same-namespace", routes)),
     ]
-    proxy = envoy.Envoy(envoy.bootstrap(listeners, [envoy.upstream_cluster(up)], admin))
+    proxy = envoy.Envoy(envoy.with_upstream(listeners))
     client = envoy.Client()
     yield client, port
     client.close()
@@ -92,8 +90,8 @@ def test_the_intentional_differences_are_the_cases_of_the_refused_rule():
 
 
 @pytest.mark.parametrize("rule", RULES, ids=route_name)
-def test_only_any_origin_with_credentials_is_refused_at_load(rule):
-    accepted, message = plugin_config.parser_verdict(plugin_configuration([rule]))
+def test_only_any_origin_with_credentials_is_refused_at_load(cors_explain, rule):
+    accepted, message = cors_explain.verdict(plugin_configuration([rule]))
     if refused(rule):
         assert rule.cors["allowOrigins"] == ["*"] and rule.cors["allowCredentials"] is True
         assert not accepted
@@ -102,9 +100,9 @@ def test_only_any_origin_with_credentials_is_refused_at_load(rule):
         assert accepted, message
 
 
-def test_the_pasted_routes_as_a_whole_are_refused_naming_the_rule():
+def test_the_pasted_routes_as_a_whole_are_refused_naming_the_rule(cors_explain):
     """A user pasting all five rules gets one refusal, and it names the refused rule."""
-    accepted, message = plugin_config.parser_verdict(plugin_configuration(RULES))
+    accepted, message = cors_explain.verdict(plugin_configuration(RULES))
     (refused_rule,) = [r for r in RULES if refused(r)]
     assert not accepted
     assert message.startswith(f"routes.{route_name(refused_rule)}.allowCredentials:"), message

@@ -18,7 +18,7 @@ import socket
 
 import pytest
 
-from envoy import Envoy, bootstrap, free_port, listener, route, upstream_cluster, upstream_listener, wasm_filter
+from tests.envoy import Envoy, catch_all, free_port, listener, wasm_filter, with_upstream
 
 STRICT = {
     "allow_origins": ["https://app.example.com", "https://*.example.com", "http://localhost:8080"],
@@ -182,13 +182,9 @@ LISTENERS = {"strict": (STRICT, allowed_strict), "any": (ANY, allowed_any), "loo
 
 @pytest.fixture(scope="module")
 def envoy():
-    up, admin = free_port(), free_port()
     ports = {name: free_port() for name in LISTENERS}
-    listeners = [upstream_listener(up)]
-    for name, (policy, _) in LISTENERS.items():
-        listeners.append(listener(name, ports[name], [wasm_filter({"policy": policy}, "json")],
-                                  [{"name": name, "domains": ["*"], "routes": [route(name)]}]))
-    e = Envoy(bootstrap(listeners, [upstream_cluster(up)], admin))
+    e = Envoy(with_upstream([listener(name, ports[name], [wasm_filter({"policy": policy}, "json")], catch_all(name))
+                             for name, (policy, _) in LISTENERS.items()]))
     e.ports = ports
     yield e
     e.stop()

@@ -2,8 +2,9 @@
 configuration the way the filter would: against the CRD schemas (copies in deploy/crds/, kept
 identical to ../shared/crds/), with unknown fields refused as `kubectl apply --validate=strict`
 does, the CEL rules that apply evaluated by hand, the embedded plugin configuration against
-schema/plugin-config.schema.json and the filter's own parser, and the route / virtual host names
-it uses against the names Istio and Envoy Gateway generate from the example routes."""
+schema/plugin-config.schema.json and the filter's own parser (through `cors-explain --check`, see
+tests/plugin_config.py), and the route / virtual host names it uses against the names Istio and
+Envoy Gateway generate from the example routes."""
 
 import copy
 import hashlib
@@ -14,7 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
-from plugin_config import parser_verdict, schema_errors
+from tests.plugin_config import schema_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -242,11 +243,11 @@ def test_manifest_is_valid(item):
 
 
 @pytest.mark.parametrize("item", CONFIGS, ids=[f"{doc_id((p, d))}:{w}" for p, d, w, _ in CONFIGS])
-def test_embedded_plugin_config_passes_schema_and_parser(item):
+def test_embedded_plugin_config_passes_schema_and_parser(cors_explain, item):
     path, doc, where, config = item
     assert config, f"{path}: {where} is empty"
     assert schema_errors(config) == [], f"{path}: {where}"
-    accepted, message = parser_verdict(config)
+    accepted, message = cors_explain.verdict(config)
     assert accepted, f"{path}: {where}: the filter refuses it: {message}"
 
 
@@ -400,13 +401,13 @@ def test_broken_manifest_is_refused(name):
 
 
 @pytest.mark.parametrize("where", ["istio", "envoy-gateway"])
-def test_broken_plugin_config_in_a_manifest_is_refused(where):
+def test_broken_plugin_config_in_a_manifest_is_refused(cors_explain, where):
     doc = _istio() if where == "istio" else _eg()
     config = doc["spec"]["pluginConfig"] if where == "istio" else doc["spec"]["wasm"][0]["config"]
     config["policy"]["allow_origins"] = ["*"]  # with allow_credentials: true
     assert crd_errors(doc) == [], "the CRD cannot see inside the plugin config"
     assert schema_errors(config)
-    accepted, message = parser_verdict(config)
+    accepted, message = cors_explain.verdict(config)
     assert not accepted and message.startswith("policy.allow_credentials:"), message
 
 
@@ -465,13 +466,13 @@ def doc_config_snippets():
     return out
 
 
-def test_docs_config_examples_are_accepted_and_name_real_routes():
+def test_docs_config_examples_are_accepted_and_name_real_routes(cors_explain):
     snippets = doc_config_snippets()
     assert [k for k, _ in snippets] == ["pluginConfig", "config"]
     istio_routes, _ = istio_names()
     eg_routes, _ = envoy_gateway_names({"backend"})
     for key, config in snippets:
         assert schema_errors(config) == [], key
-        accepted, message = parser_verdict(config)
+        accepted, message = cors_explain.verdict(config)
         assert accepted, f"docs/deploy.md {key}: {message}"
         assert set(config["routes"]) <= (istio_routes if key == "pluginConfig" else eg_routes), key

@@ -9,7 +9,7 @@ happens instead, and the documented fix: give OPTIONS the same route."""
 
 import pytest
 
-from envoy import Envoy, bootstrap, free_port, header_values, listener, request, upstream_cluster, upstream_listener, wasm_filter
+from tests.envoy import Envoy, catch_all, free_port, header_values, listener, preflight, request, wasm_filter, with_upstream
 
 APP = "https://app.example"
 POLICIES = {"routes": {
@@ -26,7 +26,6 @@ def method_route(name, regex):
 
 @pytest.fixture(scope="module")
 def ports():
-    up, admin = free_port(), free_port()
     p = {"split": free_port(), "with_options": free_port()}
     vhosts = {
         # What users write, and what the Gateway API generates: PUT only.
@@ -34,25 +33,20 @@ def ports():
         # The fix: OPTIONS shares the PUT route.
         "with_options": [method_route("items-put", "PUT|OPTIONS"), method_route("items-get", "GET")],
     }
-    e = Envoy(bootstrap([upstream_listener(up)] + [
-        listener(name, p[name], [wasm_filter(POLICIES)], [{"name": name, "domains": ["*"], "routes": routes}])
-        for name, routes in vhosts.items()], [upstream_cluster(up)], admin))
+    e = Envoy(with_upstream([listener(name, p[name], [wasm_filter(POLICIES)], catch_all(name, routes))
+                             for name, routes in vhosts.items()]))
     yield p
     e.stop()
 
 
-def preflight(port, method):
-    return request(port, "OPTIONS", "/api/items", [("origin", APP), ("access-control-request-method", method)])
-
-
 def test_a_preflight_that_matches_no_route_gets_no_permission(ports):
-    status, headers, _ = preflight(ports["split"], "PUT")
+    status, headers, _ = preflight(ports["split"], APP, "PUT", path="/api/items")
     assert status == 404
     assert header_values(headers, "access-control-allow-origin") == []
 
 
 def test_a_preflight_sharing_the_actual_requests_route_gets_its_policy(ports):
-    status, headers, _ = preflight(ports["with_options"], "PUT")
+    status, headers, _ = preflight(ports["with_options"], APP, "PUT", path="/api/items")
     assert status == 200
     assert header_values(headers, "access-control-allow-origin") == [APP]
     assert header_values(headers, "access-control-allow-methods") == ["PUT"]

@@ -1,12 +1,12 @@
 """schema/plugin-config.schema.json is kept in step with the filter's parser: the same field names
-at every level, every example accepted by both, every broken example refused by both."""
-
-import json
+at every level, every example accepted by both, every broken example refused by both. The parser
+is asked through `cors-explain --check` (tests/plugin_config.py says why that is the filter's
+verdict)."""
 
 import jsonschema
 import pytest
 
-from plugin_config import ROOT, known_fields, parser_verdict, schema, schema_errors
+from tests.plugin_config import schema, schema_errors
 
 VALID = {
     "one-origin": {"policy": {"allow_origins": ["https://app.example.com"]}},
@@ -108,18 +108,18 @@ def test_schema_is_a_valid_draft_2020_12_schema():
 
 
 @pytest.mark.parametrize("name", sorted(VALID))
-def test_valid_example_passes_schema_and_parser(name):
+def test_valid_example_passes_schema_and_parser(cors_explain, name):
     config = VALID[name]
     assert schema_errors(config) == [], name
-    accepted, message = parser_verdict(config)
+    accepted, message = cors_explain.verdict(config)
     assert accepted, f"{name}: parser refused: {message}"
 
 
 @pytest.mark.parametrize("name", sorted(INVALID))
-def test_invalid_example_is_refused_by_schema_and_parser(name):
+def test_invalid_example_is_refused_by_schema_and_parser(cors_explain, name):
     config, path = INVALID[name]
     assert schema_errors(config), f"{name}: the schema accepts it"
-    accepted, message = parser_verdict(config)
+    accepted, message = cors_explain.verdict(config)
     assert not accepted, f"{name}: the parser accepts it"
     if path:
         assert message.startswith(path + ":"), f"{name}: {message}"
@@ -131,7 +131,7 @@ def _props(node):
     return set(node["properties"])
 
 
-def test_field_names_match_the_parser_at_every_level():
+def test_field_names_match_the_parser_at_every_level(cors_explain):
     """Each object of the configuration: the names the schema lists = the names the parser knows
     (the parser lists them when it refuses an unknown field)."""
     s = schema()
@@ -150,7 +150,7 @@ def test_field_names_match_the_parser_at_every_level():
          {"policy": {"shadow_enabled": {"default_value": {"zz_unknown": 1}}}}),
     ]
     for level, in_schema, probe in levels:
-        assert in_schema == known_fields(probe), level
+        assert in_schema == cors_explain.known_fields(probe), level
 
 
 def test_every_object_in_the_schema_refuses_unknown_fields():

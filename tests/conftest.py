@@ -1,0 +1,17 @@
+"""Fixtures shared by the test modules. Plain helpers live in the harness modules
+(tests/envoy.py, tests/plugin_config.py, …) and are imported from there."""
+
+import subprocess
+
+import pytest
+
+from tests.envoy import ROOT
+from tests.plugin_config import CorsExplain
+
+
+@pytest.fixture(scope="session")
+def cors_explain():
+    """target/release/cors-explain, up to date with the sources (a no-op after `make build`)."""
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "cors-explain"], cwd=ROOT, check=True,
+                   timeout=600)
+    return CorsExplain(ROOT / "target" / "release" / "cors-explain")
