@@ -1,12 +1,15 @@
 """The release artefacts (scripts/dist.sh, scripts/oci.py): the module and its checksum, the OCI
 image in the form Istio and Envoy Gateway pull (checked with skopeo, and by unpacking it the way
-their fetchers do), the JSON Schema, and the example manifests with their real digests."""
+their fetchers do), the JSON Schema, and the example manifests with their real digests. Also the
+Dockerfile docs/deploy.md offers instead: built here by buildah (a Dockerfile builder without a
+daemon; there is no Docker here), it must give the fetchers the same module."""
 
 import gzip
 import hashlib
 import io
 import json
 import os
+import stat
 import subprocess
 import sys
 import tarfile
@@ -22,6 +25,7 @@ PY = sys.executable
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 
 def run(*args, **kw):
@@ -50,6 +54,18 @@ def summary(dist):
 
 def sha256_hex(data):
     return hashlib.sha256(data).hexdigest()
+
+
+def fetched_layer(image_dir, layer_media_types=(OCI_LAYER_GZIP,)):
+    """What Istio's / Envoy Gateway's fetcher reads from an image copied to a `dir:` layout: the
+    last layer, of a media type it accepts, gunzipped: [(tar entry, its bytes)]."""
+    manifest = json.loads((image_dir / "manifest.json").read_bytes())
+    layer = manifest["layers"][-1]
+    assert layer["mediaType"] in layer_media_types, layer
+    blob = (image_dir / layer["digest"].split(":", 1)[1]).read_bytes()
+    assert "sha256:" + sha256_hex(blob) == layer["digest"] and len(blob) == layer["size"]
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
+        return [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
 
 
 def test_dist_holds_the_release_files(dist):
@@ -88,25 +104,17 @@ def test_skopeo_sees_one_compat_layer_with_the_right_media_types(dist, summary):
     assert layout["Digest"] == digest
 
 
-def test_copied_image_unpacks_to_the_module_as_istio_and_envoy_gateway_read_it(dist, tmp_path):
+def test_copied_image_unpacks_to_the_module_as_istio_and_envoy_gateway_read_it(dist, summary, tmp_path):
     """skopeo copy to a directory, then what Istio's / Envoy Gateway's fetcher does: take the last
     layer, require the OCI tar+gzip media type, gunzip, find the entry named plugin.wasm."""
     target = tmp_path / "copied"
     skopeo("copy", f"oci-archive:{dist / 'cors-filter.oci.tar'}", f"dir:{target}")
     manifest_bytes = (target / "manifest.json").read_bytes()
-    manifest = json.loads(manifest_bytes)
-    summary = json.loads((dist / "cors-filter.oci.json").read_text())
     assert "sha256:" + sha256_hex(manifest_bytes) == summary["manifest"]["digest"], "copy changed the digest"
-    layer_desc = manifest["layers"][-1]
-    assert layer_desc["mediaType"] == OCI_LAYER_GZIP
-    blob = (target / layer_desc["digest"].split(":", 1)[1]).read_bytes()
-    assert "sha256:" + sha256_hex(blob) == layer_desc["digest"] and len(blob) == layer_desc["size"]
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
-        members = tar.getmembers()
-        assert [m.name for m in members] == ["plugin.wasm"]
-        m = members[0]
-        assert (m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) == (0, 0, 0, "", "", 0o644)
-        assert tar.extractfile(m).read() == (dist / "cors_filter.wasm").read_bytes()
+    (entry, content), = fetched_layer(target)
+    assert entry.name == "plugin.wasm"
+    assert (entry.mtime, entry.uid, entry.gid, entry.uname, entry.gname, entry.mode) == (0, 0, 0, "", "", 0o644)
+    assert content == (dist / "cors_filter.wasm").read_bytes()
 
 
 def test_same_module_gives_the_same_bytes(dist, tmp_path):
@@ -155,6 +163,23 @@ def test_rendered_manifests_carry_the_real_digests_and_stay_valid(dist, summary)
     assert sorted(seen) == ["HTTP", "Image", "istio"]
 
 
-def test_dockerfile_builds_the_same_single_layer_image():
-    lines = [l for l in (ROOT / "Dockerfile").read_text().splitlines() if l.strip() and not l.startswith("#")]
-    assert lines == ["FROM scratch", "COPY build/cors_filter.wasm ./plugin.wasm"]
+def test_dockerfile_builds_an_image_the_fetchers_read_as_the_same_module(dist, tmp_path):
+    """`docker build` of the Dockerfile (buildah's, in Docker's image format, in a store of its
+    own) gives one layer whose only file is plugin.wasm: the same entry, mode and bytes as the
+    layer scripts/oci.py writes, which is what Istio's and Envoy Gateway's fetchers take from
+    either image (both layer media types are in the compat variant). The tar headers' times, and
+    so the digests, differ, as docs/deploy.md says."""
+    buildah = ["buildah", "--root", str(tmp_path / "store"), "--runroot", str(tmp_path / "run"),
+               "--storage-driver", "vfs"]
+    run(*buildah, "build", "--quiet", "--isolation", "chroot", "--format", "docker", "-f", "Dockerfile",
+        "-t", "localhost/cors-filter:dockerfile", ".")
+    run(*buildah, "push", "--quiet", "localhost/cors-filter:dockerfile", f"dir:{tmp_path / 'dockerfile'}")
+    skopeo("copy", f"oci-archive:{dist / 'cors-filter.oci.tar'}", f"dir:{tmp_path / 'oci'}")
+    built = json.loads((tmp_path / "dockerfile" / "manifest.json").read_text())
+    assert len(built["layers"]) == 1, built
+    from_dockerfile = fetched_layer(tmp_path / "dockerfile", (DOCKER_LAYER_GZIP,))
+    from_oci_py = fetched_layer(tmp_path / "oci")
+    def entries(layer):  # Go's tar writer also keeps the file type bits in the mode field
+        return [(m.name, m.isfile(), stat.S_IMODE(m.mode), content) for m, content in layer]
+    assert entries(from_dockerfile) == entries(from_oci_py)
+    assert from_dockerfile[0][1] == (ROOT / "build" / "cors_filter.wasm").read_bytes()
