@@ -7,7 +7,7 @@ VENV := .venv
 WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
                   --enable-nontrapping-float-to-int --strip-debug --strip-producers
 
-.PHONY: all setup build test unit e2e demo lint clean bench fuzz soak
+.PHONY: all setup build test unit e2e demo lint clean bench fuzz soak screenshot
 
 all: build
 
@@ -49,6 +49,11 @@ clean:
 # Side-by-side benchmark against Envoy's native CORS filter (a program, not a test).
 bench: setup build
 	$(VENV)/bin/python -m bench.run
+
+# docs/demo.png: the demo page as `make demo` shows it (the demo's ports must be free). The only
+# target that writes it: `make test` leaves every tracked file as it is.
+screenshot: setup build
+	$(VENV)/bin/python -m scripts.screenshot
 
 # The OCI image (Istio / Envoy Gateway "compat" Wasm image) as dist/oci/ and dist/cors-filter.oci.tar,
 # and all release artefacts in dist/ (module, sha256, image, JSON Schema, manifests with real digests).
