@@ -27,8 +27,9 @@ build:
 unit:
 	cargo test --workspace --quiet
 
+# -rs: a skipped test says why.
 e2e:
-	$(VENV)/bin/pytest -q tests
+	$(VENV)/bin/pytest -q -rs tests
 
 test: setup lint build unit e2e
 

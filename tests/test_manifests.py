@@ -446,8 +446,7 @@ def test_crd_copies_are_identical_to_the_shared_originals():
     if not SHARED_CRDS.is_dir():
         # ../shared sits beside the team's checkout, not necessarily beside every clone (CI);
         # without it the copies are still held to their recorded checksums (test above).
-        assert set(_sums()) == set(CRD_FILES)
-        return
+        pytest.skip(f"{SHARED_CRDS} is missing: the CRD copies are checked against deploy/crds/SHA256SUMS only")
     for name in CRD_FILES:
         assert (CRD_DIR / name).read_bytes() == (SHARED_CRDS / name).read_bytes(), name
 
