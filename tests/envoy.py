@@ -47,12 +47,13 @@ def envoy_binary():
 # taken by some client before Envoy binds it ("Address already in use").
 _PORTS = range(20000, 32768)
 _handed_out = set()
+_pick = random.Random()  # its own generator: a test seeding the global one must not repeat ports
 
 
 def free_port():
     """A port nobody listens on now, never the same twice in one test run."""
     while True:
-        port = random.choice(_PORTS)
+        port = _pick.choice(_PORTS)
         if port in _handed_out:
             continue
         with socket.socket() as s:

@@ -5,7 +5,6 @@ docker-compose demo parses."""
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
