@@ -128,7 +128,8 @@ fn number_in_range() -> impl Strategy<Value = String> {
         });
     let long = (
         "-?[1-9][0-9]{15,120}",
-        prop::option::of("\\.0{0,30}[0-9]{0,60}"),
+        // At least one digit after the point: "1." is not JSON.
+        prop::option::of("\\.0{0,30}[0-9]{1,60}"),
         prop::option::of("[eE]-?[0-9]{1,2}"),
     )
         .prop_map(|(int, frac, exp)| {
