@@ -23,7 +23,9 @@ builder.go `buildHTTP`), then WasmPlugins of phase AUTHN, then jwt_authn (plus `
 before Istio 1.24, commit be801cebf40 removed it), then phase AUTHZ, then RBAC (AUDIT, DENY,
 ALLOW), then STATS and unspecified phases, then grpc_stats, fault, Envoy's CORS filter (Istio's
 VirtualService `corsPolicy`), telemetry, router (`extension.PopAppendHTTPTrafficExtension`
-appends each phase's plugins at its place).
+appends each phase's plugins at its place; since 1.30 a WasmPlugin becomes a TrafficExtension of the
+same phase, pilot/pkg/config/kube/extensions/translate.go `translateWasmPlugin`; 1.29 placed
+WasmPlugins at the same places).
 """
 
 import yaml
