@@ -206,10 +206,10 @@ def basic_credentials(password=BASIC_PASSWORD):
 
 def test_envoy_gateway_chains_are_in_the_modelled_orders():
     """What the listeners below carry (after the filters a route does not enable are skipped)."""
-    names = lambda order: [f["name"] for f in eg_chain(order)]  # noqa: E731
-    assert names([]) == [EG_BASIC, JWT_AUTHN, OUR_EG_FILTER]
-    assert names(EG_NATURAL_ORDER) == [EG_BASIC, OUR_EG_FILTER, JWT_AUTHN]
-    assert names(eg_shipped_order()) == [OUR_EG_FILTER, EG_BASIC, JWT_AUTHN]
+    chains = {name: [f["name"] for f in eg_chain(order)] for name, order in EG_ORDERS.items()}
+    assert chains == {"default": [EG_BASIC, JWT_AUTHN, OUR_EG_FILTER],
+                      "natural": [EG_BASIC, OUR_EG_FILTER, JWT_AUTHN],
+                      "shipped": [OUR_EG_FILTER, EG_BASIC, JWT_AUTHN]}
 
 
 @pytest.mark.parametrize("path, status", [("/jwt", 401), ("/basic", 401)])
