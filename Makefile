@@ -9,7 +9,7 @@ VENV := .venv
 WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
                   --enable-nontrapping-float-to-int --strip-debug --strip-producers
 
-.PHONY: all setup build test unit e2e demo lint clean bench fuzz soak screenshot
+.PHONY: all setup build test unit e2e demo demo-tls lint clean bench fuzz soak screenshot
 
 all: build
 
@@ -41,9 +41,17 @@ lint: setup
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip1 -p cors-wasm -p cors-core -- -D warnings
 
-# The demo: page on http://localhost:8080, API through the filter on http://localhost:10000.
-demo: setup build
-	@echo "demo: page http://localhost:8080  API http://localhost:10000  (Ctrl-C stops)"
+# The demo's TLS certificate (self-signed for localhost, made here, never committed; kept while
+# it is valid) for the API on https://localhost:10443.
+demo-tls: setup
+	@$(VENV)/bin/python scripts/demo_tls.py build/demo-tls >/dev/null
+
+# The demo: page on http://localhost:8080, API through the filter on http://localhost:10000 and on
+# https://localhost:10443 (HTTP/2; HTTP/3 over UDP). Browsers trust the demo certificate by its key:
+# the second line prints a Chromium command that opens the page against the HTTPS API.
+demo: setup build demo-tls
+	@echo "demo: page http://localhost:8080  API http://localhost:10000 and https://localhost:10443  (Ctrl-C stops)"
+	@echo "      the page over HTTP/2: chromium --user-data-dir=\$$(mktemp -d) --ignore-certificate-errors-spki-list=$$(cat build/demo-tls/spki.txt) 'http://localhost:8080/?api=https://localhost:10443'"
 	$(VENV)/bin/envoy -c envoy/demo.yaml --concurrency 1 --use-dynamic-base-id --log-level warn
 
 clean:

@@ -179,6 +179,7 @@ DEPLOY_FILES = {
     "envoy-gateway/envoyextensionpolicy.yaml": "manifest",
     "envoy-gateway/envoyextensionpolicy-http.yaml": "wasm",
     "envoy-gateway/httproute.yaml": None,
+    "envoy-gateway/envoyproxy-filter-order.yaml": None,
 }
 
 

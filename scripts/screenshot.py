@@ -8,6 +8,7 @@ demo port is in use (stop `make demo` first).
 """
 
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -21,8 +22,11 @@ OUT = ROOT / "docs" / "demo.png"
 
 def main():
     with tempfile.TemporaryDirectory(prefix="cors-screenshot-") as d:
+        # The demo's TLS listeners need a certificate, even though the picture is over HTTP/1.1.
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "demo_tls.py"), str(Path(d) / "tls")],
+                       capture_output=True, check=True)
         try:
-            envoy = start_demo_envoy(DEMO_PORTS, Path(d) / "api-access.log")
+            envoy = start_demo_envoy(DEMO_PORTS, Path(d) / "api-access.log", Path(d) / "tls")
         except RuntimeError as e:
             sys.exit(f"screenshot: Envoy did not start on the demo's ports {sorted(DEMO_PORTS.values())} "
                      f"(is `make demo` running?):\n{e}")

@@ -23,9 +23,12 @@ CHROMIUM_FLAGS = [
     "--disable-component-update", "--disable-sync", "--disable-extensions", "--mute-audio",
     "--hide-scrollbars",
 ]
-DEMO_PORTS = {"page": 8080, "peer": 8081, "api": 10000, "backend": 10001, "down": 10009, "admin": 9901}
+DEMO_PORTS = {"page": 8080, "peer": 8081, "api": 10000, "api_tls": 10443, "backend": 10001, "down": 10009,
+              "admin": 9901}
 SCREENSHOT_SIZE = (1400, 880)
-ACCESS_LOG_FORMAT = "%REQ(:METHOD)% %REQ(:PATH)% %REQ(ORIGIN)% %RESPONSE_CODE%\n"
+ACCESS_LOG_FORMAT = "%REQ(:METHOD)% %REQ(:PATH)% %REQ(ORIGIN)% %RESPONSE_CODE% %PROTOCOL%\n"
+# The API's listeners: plain HTTP, TLS on TCP (HTTP/2 or HTTP/1.1), QUIC (HTTP/3).
+API_LISTENERS = ("api", "api-tls", "api-h3")
 
 
 def chromium_binary():
@@ -56,16 +59,16 @@ def run_chromium(url, *extra, budget_ms=30000, timeout=90):
     return p.stdout
 
 
-def dump_dom(url, **kw):
-    return run_chromium(url, "--dump-dom", **kw)
+def dump_dom(url, *extra, **kw):
+    return run_chromium(url, "--dump-dom", *extra, **kw)
 
 
-def screenshot(url, path, width=1400, height=900, **kw):
+def screenshot(url, path, width=1400, height=900, *extra, **kw):
     """Renders `url` (after its fetches settle) into the PNG at `path`."""
     path = os.path.abspath(path)
     if os.path.exists(path):
         os.remove(path)
-    run_chromium(url, f"--screenshot={path}", f"--window-size={width},{height}", **kw)
+    run_chromium(url, f"--screenshot={path}", f"--window-size={width},{height}", *extra, **kw)
     if not os.path.exists(path):
         raise RuntimeError(f"chromium wrote no screenshot to {path}")
     return path
@@ -90,17 +93,18 @@ def demo_url(ports):
     return f"{host}:{ports['page']}/?api={host}:{ports['api']}&peer={host}:{ports['peer']}"
 
 
-def start_demo_envoy(ports, access_log):
+def start_demo_envoy(ports, access_log, tls_dir):
     """envoy/demo.yaml on `ports`; fails when a port is in use (no port is shared)."""
-    return Envoy(demo_config(ports, access_log))
+    return Envoy(demo_config(ports, access_log, tls_dir))
 
 
-def demo_config(ports, access_log):
-    """envoy/demo.yaml on `ports` (a DEMO_PORTS-shaped dict), bound to 127.0.0.1, with the API
-    listener's requests written to `access_log` (method, path, origin, status per line).
-    Ports in the allowed origins follow the page's port."""
+def demo_config(ports, access_log, tls_dir):
+    """envoy/demo.yaml on `ports` (a DEMO_PORTS-shaped dict), bound to 127.0.0.1, with the
+    certificate of `tls_dir` (scripts/demo_tls.py) and the API listeners' requests written to
+    `access_log` (method, path, origin, status, protocol per line). Ports in the allowed origins
+    follow the page's port."""
     config = yaml.safe_load((ROOT / "envoy" / "demo.yaml").read_text())
-    text = json.dumps(config)
+    text = json.dumps(config).replace('"build/demo-tls/', json.dumps(f"{tls_dir}/")[:-1])
     text = text.replace('"0.0.0.0"', '"127.0.0.1"')
     mapping = {DEMO_PORTS[name]: ports[name] for name in DEMO_PORTS}
     text = re.sub(r'"port_value": (\d+)', lambda m: f'"port_value": {mapping.get(int(m.group(1)), m.group(1))}', text)
@@ -112,7 +116,7 @@ def demo_config(ports, access_log):
         # Envoy sets SO_REUSEPORT by default: a second Envoy on the same ports would start and
         # share the traffic. Without it, a port in use fails the start.
         listener["enable_reuse_port"] = False
-        if listener["name"] == "api":
+        if listener["name"] in API_LISTENERS:
             hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
             hcm["access_log"] = [{
                 "name": "envoy.access_loggers.file",
@@ -126,7 +130,7 @@ def demo_config(ports, access_log):
 
 
 def read_access_log(path, admin_port, rounds=50):
-    """The API's access log as (method, path, origin, status) tuples. Envoy buffers file access
+    """The API's access log as (method, path, origin, status, protocol) tuples. Envoy buffers file access
     logs (flushed every 10 s by default); POST /reopen_logs makes it write them out now. Asks
     again until two flushes 0.2 s apart leave the same content."""
     last = None

@@ -6,15 +6,25 @@ let each origin do into the DOM as JSON; these tests read it back. One Chromium 
 of it; a second one takes a screenshot, checked here and thrown away (`make screenshot` writes
 docs/demo.png: `make test` changes no tracked file).
 
+All of it three times, once per protocol a browser reaches the API with: HTTP/1.1 in clear
+text, HTTP/2 over TLS (ALPN h2) and HTTP/3 over QUIC, both on envoy/demo.yaml's HTTPS port with a
+certificate made for the run (scripts/demo_tls.py) that Chromium trusts by its public key
+(`--ignore-certificate-errors-spki-list`). Chromium is told to use QUIC for the API's origin
+(`--origin-to-force-quic-on`) and to resolve localhost to 127.0.0.1 (it would send QUIC to ::1
+only). Envoy's access log (%PROTOCOL%) shows which protocol each request came in over.
+
 Chromium is required: a missing one fails these tests (under CI=true and everywhere else)."""
 
 import struct
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
 
-from tests.browser_support import (SCREENSHOT_SIZE, chromium_binary, demo_url, dump_dom, free_ports, page_results,
+from tests.browser_support import (SCREENSHOT_SIZE, chromium_binary, dump_dom, free_ports, page_results,
                                    read_access_log, screenshot, start_demo_envoy)
+from tests.envoy import ROOT
 
 
 def OK(status, **extra):
@@ -41,27 +51,45 @@ EXPECTED = {
     "cors-off": (BLOCKED, BLOCKED),                   # routes.internal: null
 }
 ROLES = ("allowed", "refused")
+PROTOCOLS = ("HTTP/1.1", "HTTP/2", "HTTP/3")
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def api_url_and_flags(protocol, ports, spki):
+    """The API's origin for the page, and the Chromium flags to reach it over `protocol`."""
+    if protocol == "HTTP/1.1":
+        return f"http://localhost:{ports['api']}", []
+    origin = f"localhost:{ports['api_tls']}"
+    flags = [f"--ignore-certificate-errors-spki-list={spki}"]
+    if protocol == "HTTP/3":
+        flags += ["--enable-quic", f"--origin-to-force-quic-on={origin}", "--host-resolver-rules=MAP localhost 127.0.0.1"]
+    return f"https://{origin}", flags
+
+
+@pytest.fixture(scope="module", params=PROTOCOLS)
+def run(request, tmp_path_factory):
+    protocol = request.param
     if chromium_binary() is None:
         pytest.fail("chromium is required for the browser tests: scripts/setup.sh installs Debian's chromium")
     d = tmp_path_factory.mktemp("browser")
     access_log = d / "api-access.log"
+    spki = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo_tls.py"), str(d / "tls")],
+                          capture_output=True, text=True, check=True).stdout.strip()
     ports = free_ports()
-    envoy = start_demo_envoy(ports, access_log)
-    url = demo_url(ports)
+    envoy = start_demo_envoy(ports, access_log, d / "tls")
+    host = "http://localhost"
+    api, flags = api_url_and_flags(protocol, ports, spki)
+    url = f"{host}:{ports['page']}/?api={api}&peer={host}:{ports['peer']}"
     shot = d / "demo.png"
     try:
-        dom = dump_dom(url)
+        dom = dump_dom(url, *flags)
         results = page_results(dom)
         log = read_access_log(access_log, envoy.admin_port)
-        screenshot(url, shot, *SCREENSHOT_SIZE)
+        screenshot(url, shot, *SCREENSHOT_SIZE, *flags)
     finally:
         envoy.stop()
     assert "panicked" not in envoy.log()
-    return {"ports": ports, "results": results, "log": log, "screenshot": shot}
+    return {"ports": ports, "results": results, "log": log, "host": host, "screenshot": shot,
+            "protocol": protocol}
 
 
 def verdict(run, scenario, role):
@@ -106,7 +134,7 @@ def test_the_demo_page_shows_the_same_matrix_and_all_as_expected(run):
 
 def requests_seen(run, method, path, role):
     origin = run["results"]["page"] if role == "allowed" else run["results"]["peer"]
-    return Counter((m, p, o) for m, p, o, _ in run["log"])[(method, path, origin)]
+    return Counter((m, p, o) for m, p, o, *_ in run["log"])[(method, path, origin)]
 
 
 def test_second_call_sent_no_preflight_within_max_age(run):
@@ -126,7 +154,7 @@ def test_refused_page_is_blocked_by_the_browser_not_by_the_network(run, path, st
     page's: only the missing Access-Control-Allow-Origin made the browser hide it."""
     origins = {role: run["results"]["page" if role == "allowed" else "peer"] for role in ROLES}
     for role in ROLES:
-        statuses = [s for m, p, o, s in run["log"] if m == "GET" and p == path and o == origins[role]]
+        statuses = [s for m, p, o, s, _ in run["log"] if m == "GET" and p == path and o == origins[role]]
         assert statuses and statuses[-1] == status, (role, statuses)
 
 
@@ -146,3 +174,12 @@ def test_screenshot_of_the_demo_page_was_taken(run):
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == SCREENSHOT_SIZE
     assert len(data) > 50_000  # a rendered table, not a blank page
+
+
+def test_the_browser_reached_the_api_over_the_protocol_under_test(run):
+    """Every request of the matrix (preflights, credentialed requests, the 401 from jwt_authn)
+    came in over this run's protocol, according to Envoy."""
+    protocols = Counter(line[4] for line in run["log"])
+    assert protocols == {run["protocol"]: len(run["log"])}, protocols
+    seen = {(m, p) for m, p, *_ in run["log"]}
+    assert {("OPTIONS", "/api/items"), ("PUT", "/api/items/1"), ("GET", "/api/private")} <= seen

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_manifests import crd_errors
+from tests.test_manifests import DEPLOY, crd_errors, manifest_files
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -161,6 +161,11 @@ def test_rendered_manifests_carry_the_real_digests_and_stay_valid(dist, summary)
                 continue
             assert crd_errors(doc) == [], path
     assert sorted(seen) == ["HTTP", "Image", "istio"]
+
+
+def test_every_example_manifest_is_rendered(dist):
+    rendered = {p.relative_to(dist / "deploy") for p in (dist / "deploy").rglob("*.yaml")}
+    assert rendered == {p.relative_to(DEPLOY) for p in manifest_files()}
 
 
 def test_dockerfile_builds_an_image_the_fetchers_read_as_the_same_module(dist, tmp_path):

@@ -7,6 +7,7 @@ tests/plugin_config.py), and the route / virtual host names it uses against the 
 Envoy Gateway generate from the example routes."""
 
 import copy
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 CRD_DIR = DEPLOY / "crds"
 SHARED_CRDS = ROOT.parent / "shared" / "crds"
-CRD_FILES = ["istio-wasmplugin.yaml", "envoy-gateway-envoyextensionpolicy.yaml"]
+CRD_FILES = ["istio-wasmplugin.yaml", "envoy-gateway-envoyextensionpolicy.yaml", "envoy-gateway-envoyproxy.yaml"]
 
 # Kinds in the examples whose CRDs are not part of this repository (Istio networking and the
 # Gateway API): checked for apiVersion/kind/metadata, and used for the route-name checks below.
@@ -78,11 +79,13 @@ def to_json_schema(node):
 
 
 def load_crd(path):
-    crd = yaml.safe_load(Path(path).read_text())
+    # libyaml's loader: the EnvoyProxy CRD is 1.4 MB.
+    crd = yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     assert crd["kind"] == "CustomResourceDefinition", path
     return crd
 
 
+@functools.cache
 def crds():
     """{(apiVersion, kind): (openAPIV3Schema, translated JSON Schema)} for served versions."""
     out = {}
@@ -149,6 +152,12 @@ CEL = {
     "If type is Image, image field needs to be set.":
         lambda s: ("image" in s) if s.get("type") == "Image" else ("image" not in s),
     "only support Secret kind.": lambda s: s.get("kind", "Secret") == "Secret",
+    # Envoy Gateway EnvoyProxy
+    "only one of luaValidation or lua may be set": lambda s: not ("luaValidation" in s and "lua" in s),
+    "mergeGateways and mergeBackends cannot both be enabled":
+        lambda s: not (s.get("mergeGateways") and "mergeBackends" in s),
+    "one of before or after must be specified": lambda s: "before" in s or "after" in s,
+    "only one of before or after can be specified": lambda s: ("before" in s) != ("after" in s),
 }
 
 

@@ -190,13 +190,20 @@ fn from_envoy(doc: &Value, listener: Option<&str>, path: &str) -> Result<Loaded,
     if let Some(want) = listener {
         chosen.retain(|c| c.listener == want);
     }
-    // The same filter and routes in several filter chains count once.
-    chosen.dedup_by(|a, b| {
-        a.listener == b.listener
-            && a.config.get("configuration") == b.config.get("configuration")
-            && a.route_config == b.route_config
-    });
-    let candidate = match chosen.as_slice() {
+    // The same filter and routes in several filter chains or listeners (one API served over
+    // HTTP and HTTPS) answer alike: they count once, under the first listener's name.
+    let mut distinct: Vec<&Candidate> = Vec::new();
+    for c in chosen {
+        let seen = distinct.iter().any(|d| {
+            d.config.get("configuration") == c.config.get("configuration")
+                && d.route_config == c.route_config
+                && d.ignore_port == c.ignore_port
+        });
+        if !seen {
+            distinct.push(c);
+        }
+    }
+    let candidate = match distinct.as_slice() {
         [one] => *one,
         [] => {
             return Err(LoadError::Input(match listener {

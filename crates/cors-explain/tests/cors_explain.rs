@@ -492,12 +492,17 @@ fn text_output_reads_as_a_report() {
     }
 }
 
-#[test]
-fn several_filters_need_a_listener() {
+/// ENVOY_YAML with a second listener, `second`: the same, with `edit` applied to it.
+fn two_listeners(edit: impl Fn(String) -> String) -> String {
     let second = ENVOY_YAML
         .replace("  - name: main\n", "  - name: second\n")
         .replace("static_resources:\n  listeners:\n", "");
-    let both = format!("{ENVOY_YAML}{second}");
+    format!("{ENVOY_YAML}{}", edit(second))
+}
+
+#[test]
+fn several_filters_need_a_listener() {
+    let both = two_listeners(|l| l.replace("max_age: 600", "max_age: 601"));
     let y = file("two.yaml", &both);
     let out = run(&[y.to_str().unwrap(), "--origin", "https://app.example"]);
     assert_eq!(out.status.code(), Some(2));
@@ -510,6 +515,14 @@ fn several_filters_need_a_listener() {
         "https://app.example",
     ]);
     assert!(ex["config"].as_str().unwrap().contains("\"second\""));
+}
+
+#[test]
+fn the_same_filter_and_routes_on_several_listeners_count_once() {
+    // One API on a plain and a TLS listener, as envoy/demo.yaml serves it.
+    let y = file("same.yaml", &two_listeners(|l| l));
+    let ex = json(&[y.to_str().unwrap(), "--origin", "https://app.example"]);
+    assert!(ex["config"].as_str().unwrap().contains("\"main\""));
 }
 
 /// Splits a shell command line of the guide (words, 'single-quoted' words).
