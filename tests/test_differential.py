@@ -3,13 +3,13 @@ same upstream, one Envoy. Each request goes to three listeners:
 
 - `native`: the native filter, each policy in its route's `typed_per_filter_config`;
 - `ours`: our filter, the same policy objects in the plugin config's `routes`, keyed by route name;
-- `meta`: our filter with an empty plugin config, each policy in its route's
-  `metadata.filter_metadata.cors` (as an operator moving per-route CORS would write it).
+- `meta`: our filter with only `route_metadata_namespace: cors` as plugin config, each policy in its
+  route's `metadata.filter_metadata.cors` (as an operator moving per-route CORS would write it).
 
 Responses are compared by what a browser concludes (tests/fetch_model.py: the Fetch standard's
 CORS check and CORS-preflight check, with and without credentials): allowed or not, readable
 headers, max-age, and whether the request reached the upstream. Any difference not in the
-documented list of intentional ones (README.md, "Migrating from Envoy's CORS filter") fails the test.
+documented list of intentional ones (docs/migrating-from-envoy-cors.md) fails the test.
 """
 
 import itertools
@@ -283,7 +283,7 @@ def raw_differences(case, native, ours):
     return found
 
 
-# Intentional differences in what a browser concludes, each documented in README.md, "Migrating from Envoy's CORS filter".
+# Intentional differences in what a browser concludes, each documented in docs/migrating-from-envoy-cors.md.
 # Each is accepted only where ours grants less than native (never more), and forwards the same.
 def intentional(case, native, ours):
     kind, route, origin, *_ = case

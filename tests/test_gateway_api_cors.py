@@ -7,9 +7,9 @@ matched as Gateway API matches `PathPrefix` (`path_separated_prefix`: `/cors-1` 
 configuration's `routes` map under that route's name. The 17 cases (httproute-cors.go) are sent
 to it and judged as the Go test judges them (conformance/utils/http/http.go, `CompareRoundTrip`).
 
-The one documented difference (README, intentional differences): a rule with `allowOrigins: ["*"]`
-and `allowCredentials: true` is refused at load, because the Gateway API answers it by echoing
-every origin with credentials. That rule is asserted to be refused, and its cases are listed in
+The one documented difference (docs/migrating-from-envoy-cors.md, intentional differences): a rule
+with `allowOrigins: ["*"]` and `allowCredentials: true` is refused at load, because the Gateway API
+answers it by echoing every origin with credentials. That rule is asserted to be refused, and its cases are listed in
 `INTENTIONAL_DIFFERENCES` instead of replayed; every other case must agree.
 
 The conformance backend is an echo server that answers with the request it saw (path, method,
