@@ -35,7 +35,7 @@ e2e: setup build
 
 test: setup lint build unit e2e
 
-# The lints the README's "never panics" rests on (`[workspace.lints]`), for both targets.
+# The lints docs/security.md's "does not crash" rests on (`[workspace.lints]`), for both targets.
 lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
