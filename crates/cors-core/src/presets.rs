@@ -11,7 +11,8 @@
 //! - Connect: connectrpc.com/docs/cors ("Connect": `Connect-Protocol-Version`,
 //!   `Connect-Timeout-Ms`, plus the gRPC-Web set, which Connect clients and servers also speak).
 //! - MCP Streamable HTTP: modelcontextprotocol.io specification, "Transports" (`Mcp-Session-Id`,
-//!   `MCP-Protocol-Version`, `Last-Event-ID` on resumption) and "Authorization" (`Authorization:
+//!   `MCP-Protocol-Version`, `Last-Event-ID` on resumption; `Mcp-Method` and `Mcp-Name` in the
+//!   2026-07-28 revision) and "Authorization" (`Authorization:
 //!   Bearer`, `WWW-Authenticate` with `resource_metadata` on a 401).
 
 use crate::json::{expected, JsonError};
@@ -45,6 +46,9 @@ const PRESETS: [(&str, &[&str], &[&str]); 3] = [
             "mcp-session-id",
             "mcp-protocol-version",
             "last-event-id",
+            // The 2026-07-28 revision names each request's method and tool in headers.
+            "mcp-method",
+            "mcp-name",
         ],
         &["mcp-session-id", "www-authenticate"],
     ),
