@@ -5,19 +5,22 @@
 
 WASM_TARGET := target/wasm32-wasip1/release/cors_filter.wasm
 WASM := build/cors_filter.wasm
+NATIVE_TARGET := target/native/libcors.so
+NATIVE := build/libcors.so
 VENV := .venv
 WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
                   --enable-nontrapping-float-to-int --strip-debug --strip-producers
 
-.PHONY: all setup build test unit e2e demo demo-tls lint clean bench fuzz soak screenshot
+.PHONY: all setup build native test unit e2e demo demo-tls lint clean bench fuzz soak screenshot
 
 all: build
 
 setup:
 	@./scripts/setup.sh
 
-# The release module; wasm-opt (Debian's binaryen) shrinks it further when it is installed.
-build: setup
+# The release modules: the .wasm (wasm-opt, Debian's binaryen, shrinks it further when it is
+# installed) and the native .so.
+build: setup native
 	cargo build --release --target wasm32-wasip1 -p cors-wasm
 	cargo build --release -p cors-explain
 	@mkdir -p build
@@ -25,6 +28,14 @@ build: setup
 	  wasm-opt $(WASM_OPT_FLAGS) $(WASM_TARGET) -o $(WASM); \
 	else cp $(WASM_TARGET) $(WASM); fi
 	@echo "$(WASM): $$(stat -c %s $(WASM)) bytes"
+
+# The Envoy dynamic module for x86_64 Linux, for Envoy 1.40 (docs/native.md). Cargo profile
+# `native`: release settings with panic = "unwind", which each hook's catch_unwind needs.
+native:
+	cargo build --profile native -p cors-native
+	@mkdir -p build
+	cp $(NATIVE_TARGET) $(NATIVE)
+	@echo "$(NATIVE): $$(stat -c %s $(NATIVE)) bytes"
 
 unit:
 	cargo test --workspace --quiet

@@ -21,7 +21,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WASM = ROOT / "build" / "cors_filter.wasm"
+NATIVE = ROOT / "build" / "libcors.so"
 ENVOY_BIN = ROOT / ".venv" / "bin" / "envoy"
+# Where Envoy finds `lib<name>.so` for `dynamic_module_config: {name: cors}`.
+ENVOY_ENV = {**os.environ, "ENVOY_DYNAMIC_MODULES_SEARCH_PATH": str(NATIVE.parent)}
 
 
 def poll(check, timeout, interval=0.05):
@@ -90,6 +93,27 @@ def wasm_filter(configuration, encoding="struct", name="cors", failure_policy=No
     return {
         "name": "envoy.filters.http.wasm",
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", "config": config},
+    }
+
+
+def native_filter(configuration, encoding="struct", name="cors"):
+    """Our filter as an Envoy dynamic module (build/libcors.so), with its plugin configuration
+    as an inline Struct (Envoy hands it over as JSON text) or as JSON text."""
+    if encoding == "struct":
+        any_config = {"@type": "type.googleapis.com/google.protobuf.Struct", "value": configuration}
+    elif encoding == "json":
+        text = configuration if isinstance(configuration, str) else json.dumps(configuration)
+        any_config = {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": text}
+    else:
+        raise ValueError(encoding)
+    return {
+        "name": name,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": {"name": "cors"},
+            "filter_name": "cors",
+            "filter_config": any_config,
+        },
     }
 
 
@@ -224,7 +248,8 @@ class Envoy:
         if component_log_level:
             args += ["--component-log-level", component_log_level]
         started = time.monotonic()
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(ROOT))
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(ROOT),
+                                     env=ENVOY_ENV)
         self._wait_ready(ready_timeout)
         self.ready_seconds = time.monotonic() - started
 
@@ -323,7 +348,8 @@ def validate(config):
 def validate_file(path):
     p = subprocess.run([envoy_binary(), "-c", str(path), "--mode", "validate", "--use-dynamic-base-id",
                         "--component-log-level", "wasm:debug"],
-                       capture_output=True, text=True, errors="replace", cwd=str(ROOT), timeout=60)
+                       capture_output=True, text=True, errors="replace", cwd=str(ROOT), timeout=60,
+                       env=ENVOY_ENV)
     return p.returncode, p.stdout + p.stderr
 
 

@@ -12,8 +12,9 @@
 //! path is a property of this module (pinned by the counting-view tests below):
 //! 1. `request_header`: its first call reads every request header at once (`origin`,
 //!    `:method`, the preflight headers); the only call for a request that needs nothing;
-//! 2. `route_metadata` when `route_metadata_namespace` is set; `route_name` /
-//!    `virtual_host_name` only when the configuration has `routes` / `virtual_hosts`.
+//! 2. `route_metadata` (then `unreadable_route_metadata` when it gave nothing) when
+//!    `route_metadata_namespace` is set; `route_name` / `virtual_host_name` only when the
+//!    configuration has `routes` / `virtual_hosts`.
 
 use crate::config::{Config, Source, WithoutOrigin};
 use crate::decision::{self, Action, Denial, Kind, Request, ResponsePlan};
@@ -27,7 +28,8 @@ use std::sync::Arc;
 /// What a host can tell the pipeline about one request. Each method is at most one host call.
 pub trait HostView {
     /// A request header by lower-case name (`:method` included). The first call may read every
-    /// request header in one host call; later calls must not call the host again.
+    /// request header in one host call; later calls must not call the host again. (A host whose
+    /// calls are cheap, the native module, reads one header per call instead.)
     fn request_header(&self, name: &str) -> Option<&[u8]>;
     /// `xds.route_name`.
     fn route_name(&self) -> Option<Vec<u8>>;
@@ -35,6 +37,14 @@ pub trait HostView {
     fn virtual_host_name(&self) -> Option<Vec<u8>>;
     /// `xds.route_metadata`: the route's `envoy.config.core.v3.Metadata`, protobuf bytes.
     fn route_metadata(&self) -> Option<Vec<u8>>;
+    /// Asked only when `route_metadata` gave nothing: whether the route has metadata in
+    /// `namespace` all the same, which this host cannot read whole, and why. (Envoy 1.40's
+    /// dynamic-module ABI reads route metadata as scalars and lists of scalars only, never as a
+    /// Struct.) Such a route's policy counts as invalid: CORS is off there, logged once per
+    /// route. Hosts that read the metadata whole keep this default, which calls nothing.
+    fn unreadable_route_metadata(&self, _namespace: &str) -> Option<&'static str> {
+        None
+    }
     /// A uniformly distributed number; asked only for a partial `filter_enabled` or
     /// `shadow_enabled`. Not a host call.
     fn random(&self) -> u32;
@@ -383,7 +393,12 @@ fn metadata_policy(
 ) -> MetadataPolicy {
     let bytes = match view.route_metadata() {
         Some(bytes) if !bytes.is_empty() => bytes,
-        _ => return MetadataPolicy::Absent,
+        _ => {
+            return match view.unreadable_route_metadata(namespace) {
+                None => MetadataPolicy::Absent,
+                Some(why) => unreadable_metadata_policy(cache, namespace, why, view, logs),
+            }
+        }
     };
     if let Some(known) = cache.get(&bytes) {
         return known;
@@ -409,6 +424,36 @@ fn metadata_policy(
     }
     cache.insert(bytes, decoded.policy.clone());
     decoded.policy
+}
+
+/// CORS off on a route whose metadata the host cannot read; logged at its first request. With
+/// no bytes to remember the route by, its name does: the cache key starts with 0xFF, which
+/// no serialized `Metadata` does (its fields are 1 and 2), so the two kinds of key never meet.
+fn unreadable_metadata_policy(
+    cache: &MetadataCache,
+    namespace: &str,
+    why: &str,
+    view: &impl HostView,
+    logs: &mut Vec<(LogLevel, String)>,
+) -> MetadataPolicy {
+    let route = view.route_name().unwrap_or_default();
+    let key = [b"\xffunreadable:".as_slice(), &route].concat();
+    if let Some(known) = cache.get(&key) {
+        return known;
+    }
+    let error = format!(
+        "route metadata filter_metadata.{namespace} cannot be read here ({why}), CORS is off on this route"
+    );
+    logs.push((
+        LogLevel::Error,
+        format!(
+            "{error} (first seen on route {:?})",
+            String::from_utf8_lossy(&route)
+        ),
+    ));
+    let policy = MetadataPolicy::Invalid(error.into());
+    cache.insert(key, policy.clone());
+    policy
 }
 
 /// A random number when `needed` (a partial share), else 0, which every non-zero share

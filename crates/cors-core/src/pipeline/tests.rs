@@ -368,6 +368,93 @@ fn an_invalid_route_metadata_policy_turns_cors_off_and_is_logged_once() {
     assert_eq!(calls, ["request_headers", "route_metadata"]);
 }
 
+/// A host that cannot read route metadata whole (the native module): `route_metadata` gives
+/// nothing, `unreadable_route_metadata` tells whether the namespace holds something.
+struct PartialMetadataHost {
+    host: CountingHost,
+    namespace_in_use: Option<&'static str>,
+}
+
+impl HostView for PartialMetadataHost {
+    fn request_header(&self, name: &str) -> Option<&[u8]> {
+        self.host.request_header(name)
+    }
+    fn route_name(&self) -> Option<Vec<u8>> {
+        self.host.route_name()
+    }
+    fn virtual_host_name(&self) -> Option<Vec<u8>> {
+        self.host.virtual_host_name()
+    }
+    fn route_metadata(&self) -> Option<Vec<u8>> {
+        None
+    }
+    fn unreadable_route_metadata(&self, namespace: &str) -> Option<&'static str> {
+        self.host.call("unreadable_route_metadata");
+        (self.namespace_in_use == Some(namespace)).then_some("no Struct getter")
+    }
+    fn random(&self) -> u32 {
+        self.host.random()
+    }
+    fn wants_reason(&self) -> bool {
+        self.host.wants_reason()
+    }
+}
+
+#[test]
+fn unreadable_route_metadata_turns_cors_off_on_its_route_and_is_logged_once_per_route() {
+    let plan =
+        plan(json!({"policy": {"allow_origins": ["*"]}, "route_metadata_namespace": "cors"}));
+    let run = |route| {
+        let view = PartialMetadataHost {
+            host: CountingHost {
+                route: Some(route),
+                ..actual("https://a.com")
+            },
+            namespace_in_use: Some("cors"),
+        };
+        let logs = on_request(&plan.config, &plan.metadata, &view, |o| {
+            assert!(matches!(o.selected, Selected::Invalid(_)));
+            assert!(matches!(o.step, Step::Pass));
+            o.logs
+        });
+        let calls = view.host.calls.borrow().clone();
+        (logs, calls)
+    };
+    let (logs, calls) = run("one");
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].0, LogLevel::Error);
+    assert!(
+        logs[0].1.starts_with("route metadata filter_metadata.cors cannot be read here (no Struct getter), CORS is off on this route")
+            && logs[0].1.ends_with("(first seen on route \"one\")"),
+        "{logs:?}"
+    );
+    assert_eq!(
+        calls,
+        ["request_headers", "unreadable_route_metadata", "route_name"]
+    );
+    assert!(run("one").0.is_empty(), "logged once per route");
+    assert_eq!(run("two").0.len(), 1, "another route is logged too");
+}
+
+#[test]
+fn without_metadata_in_the_namespace_a_partial_metadata_host_selects_as_usual() {
+    let mut config = ALLOW_A();
+    config["route_metadata_namespace"] = json!("cors");
+    let plan = plan(config);
+    let view = PartialMetadataHost {
+        host: actual("https://a.com"),
+        namespace_in_use: Some("elsewhere"),
+    };
+    let step = on_request(&plan.config, &plan.metadata, &view, |o| {
+        matches!(o.step, Step::Forward(_))
+    });
+    assert!(step, "the default policy applies");
+    assert_eq!(
+        *view.host.calls.borrow(),
+        ["request_headers", "unreadable_route_metadata"]
+    );
+}
+
 #[test]
 fn shadow_mode_decides_and_counts_but_passes() {
     let plan = plan(json!({"policy": {"allow_origins": ["https://a.com"],
