@@ -10,6 +10,7 @@ same upstream (a second Envoy answering with a direct response); wrk as the clie
   ours_skip    ours wrapped in ExtensionWithMatcher + SkipFilter when there is no Origin
   ours_routes  ours with the policy in a `routes` map (one more host call: the route name)
   ours_routes_meta  the same plus `route_metadata_namespace: cors` (one more: route metadata)
+  ours_so      ours as an Envoy dynamic module (build/libcors.so), the same configuration
   ours_1route / ours_10k   ours keyed by route name: a 1-route, 1-origin config against a
                10,000-route, 1,000-origin, 100-regex config (per-request cost vs config size)
 
@@ -18,7 +19,7 @@ within a round and the median over rounds is reported. Also: .wasm sizes, on_con
 memory for the large config (host, via `cargo run --release -p cors-core --example configure_large`, and in
 Envoy: start-up time and RSS with the large config against a small one).
 
-Environment: BENCH_ROUNDS (default 5), BENCH_SECONDS per wrk run (default 3), BENCH_CONNECTIONS
+Environment: BENCH_ROUNDS (default 10), BENCH_SECONDS per wrk run (default 3), BENCH_CONNECTIONS
 (default 8), BENCH_SCENARIOS (comma-separated subset), BENCH_SKIP_CONFIGURE=1.
 Writes bench/results.json and prints the table (also bench/results.md).
 """
@@ -34,17 +35,18 @@ import tempfile
 from pathlib import Path
 
 # The test harness's Envoy and config builders (tests/envoy.py), shared with the benchmark.
-from tests.envoy import Envoy as HarnessEnvoy, bootstrap, free_port, upstream_cluster, wasm_filter as harness_wasm_filter
+from tests.envoy import Envoy as HarnessEnvoy, bootstrap, free_port, native_filter, upstream_cluster, wasm_filter as harness_wasm_filter
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 WASM = ROOT / "build" / "cors_filter.wasm"
 FLOOR_WASM = ROOT / "build" / "cors_floor.wasm"
+NATIVE_MODULE = ROOT / "build" / "libcors.so"
 ENVOY = ROOT / ".venv" / "bin" / "envoy"
 WASM_OPT_FLAGS = ["-Oz", "--enable-bulk-memory", "--enable-sign-ext", "--enable-mutable-globals",
                   "--enable-nontrapping-float-to-int", "--strip-debug", "--strip-producers"]
 
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "10"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
 
@@ -99,7 +101,7 @@ SCENARIOS = {
     "actual GET with Origin": {"method": "GET", "headers": {"Origin": ALLOWED}},
     "request without Origin": {"method": "GET", "headers": {}},
 }
-MAIN_LISTENERS = ["none", "native", "ours", "floor", "ours_skip", "ours_routes", "ours_routes_meta"]
+MAIN_LISTENERS = ["none", "native", "ours", "floor", "ours_skip", "ours_routes", "ours_routes_meta", "ours_so"]
 SCALING_SCENARIO = "actual GET with Origin, config size"
 SCALING_LISTENERS = ["ours_1route", "ours_10k"]
 
@@ -179,6 +181,7 @@ def proxy_listeners(ports, ours_wasm=WASM):
         "ours_routes": [wasm_filter("cors-routes", ours_wasm, SMALL_CONFIG)],
         "ours_routes_meta": [wasm_filter("cors-routesmeta", ours_wasm,
                                          {**SMALL_CONFIG, "route_metadata_namespace": "cors"})],
+        "ours_so": [native_filter({"policy": POLICY}, "json")],
         "ours_1route": [wasm_filter("cors-1route", ours_wasm, SMALL_CONFIG)],
         "ours_10k": [wasm_filter("cors-10k", ours_wasm, large_config())],
     }
@@ -296,7 +299,8 @@ def run_rounds(proxy_ports, tmp, scenarios, proxy):
 RATIOS = [("ours", "native"), ("ours", "floor"), ("ours", "none"), ("floor", "native"),
           ("native", "none"), ("floor", "none"), ("ours_routes", "floor"), ("ours_routes_meta", "floor"), ("ours_skip", "ours"),
           ("ours_skip", "none"),
-          ("ours_10k", "ours_1route")]
+          ("ours_10k", "ours_1route"),
+          ("ours_so", "native"), ("ours_so", "none"), ("ours_so", "ours")]
 
 
 def summarize(runs):
@@ -335,6 +339,9 @@ TARGETS = {
     ("request without Origin", "ours/none"): 0.85,
     ("allowed preflight", "ours/native"): 0.80,
     ("actual GET with Origin", "ours/native"): 0.85,
+    ("allowed preflight", "ours_so/native"): 0.95,
+    ("actual GET with Origin", "ours_so/native"): 0.95,
+    ("request without Origin", "ours_so/none"): 0.95,
 }
 
 
@@ -367,7 +374,7 @@ def table(results):
     lines.append("")
     sz = results["sizes"]
     lines.append(f".wasm sizes: ours {sz['ours_bytes']} bytes ({sz['ours_bytes'] / 1024:.1f} KiB; target ≤ 256 KiB), "
-                 f"floor {sz['floor_bytes']} bytes.")
+                 f"floor {sz['floor_bytes']} bytes; native module (libcors.so) {sz['so_bytes']} bytes.")
     host = results.get("configure_host")
     if host:
         lines.append(
@@ -405,6 +412,8 @@ def machine():
 def main():
     if not WASM.exists():
         sys.exit("build/cors_filter.wasm is missing: run `make build` (or `make bench`)")
+    if not NATIVE_MODULE.exists():
+        sys.exit("build/libcors.so is missing: run `make build` (or `make bench`)")
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: run `make setup`")
     only = os.environ.get("BENCH_SCENARIOS")
@@ -415,7 +424,8 @@ def main():
         scenarios = {s: ls for s, ls in scenarios.items() if any(w in s for w in wanted)}
     build_floor()
     results = {"machine": machine(), "rounds": ROUNDS, "seconds": SECONDS, "connections": CONNECTIONS,
-               "sizes": {"ours_bytes": WASM.stat().st_size, "floor_bytes": FLOOR_WASM.stat().st_size}}
+               "sizes": {"ours_bytes": WASM.stat().st_size, "floor_bytes": FLOOR_WASM.stat().st_size,
+                         "so_bytes": NATIVE_MODULE.stat().st_size}}
     if not os.environ.get("BENCH_SKIP_CONFIGURE"):
         print("on_configure on the host ...", flush=True)
         results["configure_host"] = configure_on_host()

@@ -98,16 +98,21 @@ EG_FILTER_NAMES = {
     ROUTER: ROUTER,
 }
 OUR_EG_FILTER = f"{WASM}/envoyextensionpolicy/default/cors/wasm/0"
+# The native build's filter (an EnvoyExtensionPolicy `dynamicModule`): only its type prefix and
+# its trailing index matter to the sorting.
+DYNAMIC_MODULES = "envoy.filters.http.dynamic_modules"
+OUR_NATIVE_EG_FILTER = f"{DYNAMIC_MODULES}/envoyextensionpolicy/default/cors/dynamicmodule/0"
 
 # What one writes first: one move per filter, in the order the filters come in the chain. It fails
 # as soon as two of them are present (tests/test_filter_order.py).
 EG_NATURAL_ORDER = [{"name": WASM, "before": f} for f in [CORS, *EG_AUTH_FILTERS]]
 EG_ENVOYPROXY = ROOT / "deploy" / "envoy-gateway" / "envoyproxy-filter-order.yaml"
+EG_NATIVE_ENVOYPROXY = ROOT / "deploy" / "envoy-gateway" / "envoyproxy-native.yaml"
 
 
-def eg_envoyproxy():
-    """The EnvoyProxy we ship."""
-    (doc,) = [d for d in yaml.safe_load_all(EG_ENVOYPROXY.read_text()) if d]
+def eg_envoyproxy(path=EG_ENVOYPROXY):
+    """The EnvoyProxy we ship (for the Wasm build; `EG_NATIVE_ENVOYPROXY` for the native one)."""
+    (doc,) = [d for d in yaml.safe_load_all(path.read_text()) if d]
     return doc
 
 

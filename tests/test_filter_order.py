@@ -7,9 +7,10 @@ import itertools
 
 import pytest
 
-from tests.filter_order import (BASIC_AUTH, CORS, EG_AUTH_FILTERS, EG_FILTER_NAMES, EG_FIXED_ORDER,
-                          EG_NATURAL_ORDER, EXT_AUTHZ, JWT_AUTHN, OUR_EG_FILTER, RBAC, ROUTER, WASM,
-                          eg_envoyproxy, eg_filter_order_cycle, eg_shipped_order, eg_sort)
+from tests.filter_order import (BASIC_AUTH, CORS, DYNAMIC_MODULES, EG_AUTH_FILTERS, EG_FILTER_NAMES,
+                          EG_FIXED_ORDER, EG_NATIVE_ENVOYPROXY, EG_NATURAL_ORDER, EXT_AUTHZ, JWT_AUTHN,
+                          OUR_EG_FILTER, OUR_NATIVE_EG_FILTER, RBAC, ROUTER, WASM, eg_envoyproxy,
+                          eg_filter_order_cycle, eg_shipped_order, eg_sort)
 from tests.test_manifests import DEPLOY, crd_errors, load_crd
 
 CRD = DEPLOY / "crds" / "envoy-gateway-envoyproxy.yaml"
@@ -127,6 +128,23 @@ def test_manifest_moves_every_wasm_filter_of_the_gateway(present):
     chain = eg_sort([other, *chain_with(present)], eg_shipped_order())
     first_auth = min((chain.index(EG_FILTER_NAMES[t]) for t in present), default=len(chain))
     assert chain.index(OUR_EG_FILTER) < first_auth and chain.index(other) < first_auth
+
+
+@pytest.mark.parametrize("present", COMBINATIONS, ids=combo_id)
+def test_native_manifest_puts_the_module_before_every_auth_filter_present(present):
+    """envoyproxy-native.yaml: the same moves for the dynamic module, which Envoy Gateway sorts
+    after every Wasm filter by default."""
+    native = eg_envoyproxy(EG_NATIVE_ENVOYPROXY)
+    assert crd_errors(native) == []
+    order = native["spec"]["filterOrder"]
+    assert order == [{**entry, "name": DYNAMIC_MODULES} for entry in eg_shipped_order()]
+    names = [OUR_NATIVE_EG_FILTER, *chain_with(present)[1:]]
+    assert eg_sort(names).index(OUR_NATIVE_EG_FILTER) > max((eg_sort(names).index(EG_FILTER_NAMES[t])
+                                                             for t in present), default=-1)
+    chain = eg_sort(names, order)
+    for t in present:
+        assert chain.index(OUR_NATIVE_EG_FILTER) < chain.index(EG_FILTER_NAMES[t]), (t, chain)
+    assert chain[-1] == ROUTER
 
 
 def test_natural_order_fails_when_two_auth_filters_are_present():

@@ -156,6 +156,17 @@ CEL = {
     "only one of luaValidation or lua may be set": lambda s: not ("luaValidation" in s and "lua" in s),
     "mergeGateways and mergeBackends cannot both be enabled":
         lambda s: not (s.get("mergeGateways") and "mergeBackends" in s),
+    "only one of envoyDeployment or envoyDaemonSet can be specified":
+        lambda s: not ("envoyDeployment" in s and "envoyDaemonSet" in s),
+    "cannot use envoyHpa if envoyDaemonSet is used": lambda s: not ("envoyHpa" in s and "envoyDaemonSet" in s),
+    "Either image or imageRepository can be set.": lambda s: not ("image" in s and "imageRepository" in s),
+    "Image must include a tag and allowed characters only (e.g., 'repo:tag').":
+        lambda s: re.fullmatch(r"[a-zA-Z0-9._-]+(:[0-9]+)?(/[a-zA-Z0-9._/-]+)?(:[a-zA-Z0-9._-]+)?(@sha256:[a-z0-9]+)?", s)
+        is not None,
+    "If type is Remote, remote field needs to be set.":
+        lambda s: ("remote" in s) if s.get("type", "Local") == "Remote" else ("remote" not in s),
+    "If type is Local, local field needs to be set.": lambda s: s.get("type", "Local") != "Local" or "local" in s,
+    "If type is Remote, local field must not be set.": lambda s: s.get("type", "Local") != "Remote" or "local" not in s,
     "one of before or after must be specified": lambda s: "before" in s or "after" in s,
     "only one of before or after can be specified": lambda s: ("before" in s) != ("after" in s),
 }
@@ -214,7 +225,8 @@ def plugin_configs(doc):
     if doc["kind"] == "WasmPlugin":
         return [("spec.pluginConfig", doc["spec"].get("pluginConfig", {}))]
     if doc["kind"] == "EnvoyExtensionPolicy":
-        return [(f"spec.wasm[{i}].config", w.get("config", {})) for i, w in enumerate(doc["spec"].get("wasm", []))]
+        return [(f"spec.{field}[{i}].config", f_.get("config", {}))
+                for field in ("wasm", "dynamicModule") for i, f_ in enumerate(doc["spec"].get(field, []))]
     return []
 
 
@@ -231,11 +243,12 @@ CONFIGS = [(p, d, where, c) for p, d in CR_DOCS for where, c in plugin_configs(d
 def test_the_examples_are_all_there():
     rel = {str(p.relative_to(DEPLOY)) for p in manifest_files()}
     assert {"istio/wasmplugin.yaml", "envoy-gateway/envoyextensionpolicy.yaml",
-            "envoy-gateway/envoyextensionpolicy-http.yaml"} <= rel
+            "envoy-gateway/envoyextensionpolicy-http.yaml", "envoy-gateway/envoyextensionpolicy-native.yaml",
+            "envoy-gateway/envoyproxy-native.yaml"} <= rel
     kinds = sorted(d["kind"] for _, d in CR_DOCS)
-    assert kinds == ["EnvoyExtensionPolicy", "EnvoyExtensionPolicy", "WasmPlugin"]
+    assert kinds == ["EnvoyExtensionPolicy", "EnvoyExtensionPolicy", "EnvoyExtensionPolicy", "WasmPlugin"]
     code_types = sorted(w["code"]["type"] for _, d in CR_DOCS if d["kind"] == "EnvoyExtensionPolicy"
-                        for w in d["spec"]["wasm"])
+                        for w in d["spec"].get("wasm", []))
     assert code_types == ["HTTP", "Image"]
 
 
@@ -346,10 +359,22 @@ def test_envoy_gateway_config_names_routes_that_the_policy_targets(item):
     routes, vhosts = envoy_gateway_names(targets)
     assert "httproute/default/backend/rule/0/match/0/www_example_com" in routes
     assert "default/eg/http/www_example_com" in vhosts
-    for w in eep["spec"]["wasm"]:
+    for w in eep["spec"].get("wasm", []) + eep["spec"].get("dynamicModule", []):
         assert set(w["config"].get("routes", {})) <= routes, (path, sorted(routes))
         assert set(w["config"].get("virtual_hosts", {})) <= vhosts, (path, sorted(vhosts))
         assert None in w["config"]["routes"].values(), "the example shows how null turns CORS off"
+
+
+def test_the_native_policy_uses_a_module_that_the_envoyproxy_registers_on_envoy_1_40():
+    (_, eep), = [(p, d) for p, d in CR_DOCS if "dynamicModule" in d["spec"]]
+    (_, proxy), = [(p, d) for p, d in DOCS if d["kind"] == "EnvoyProxy" and "dynamicModules" in d["spec"]]
+    registered = {m["name"] for m in proxy["spec"]["dynamicModules"]}
+    assert {m["name"] for m in eep["spec"]["dynamicModule"]} <= registered
+    assert [m["filterName"] for m in eep["spec"]["dynamicModule"]] == ["cors"]
+    # Built for Envoy 1.40: loads in 1.40 and 1.41 only (docs/native.md).
+    image = proxy["spec"]["provider"]["kubernetes"]["envoyDeployment"]["container"]["image"]
+    assert re.search(r":v1\.4[01]\.\d+", image), image
+    assert image.endswith(f"-{cargo_version()}"), image
 
 
 # ---------------------------------------------------------------- broken examples are refused
@@ -360,7 +385,7 @@ def _istio():
 
 def _eg(code_type="Image"):
     return copy.deepcopy(next(d for _, d in CR_DOCS if d["kind"] == "EnvoyExtensionPolicy"
-                              and d["spec"]["wasm"][0]["code"]["type"] == code_type))
+                              and d["spec"].get("wasm", [{"code": {}}])[0]["code"].get("type") == code_type))
 
 
 def _set(doc, dotted, value):
