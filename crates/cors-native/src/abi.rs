@@ -98,6 +98,15 @@ struct ModuleHttpHeader {
     value_length: usize,
 }
 
+fn module_header(name: &str, value: &[u8]) -> ModuleHttpHeader {
+    ModuleHttpHeader {
+        key_ptr: name.as_ptr(),
+        key_length: name.len(),
+        value_ptr: value.as_ptr(),
+        value_length: value.len(),
+    }
+}
+
 /// `envoy_dynamic_module_type_http_header_type`.
 #[derive(Clone, Copy)]
 #[repr(u32)]
@@ -189,6 +198,12 @@ extern "C" {
         metadata_source: u32,
         ns: ModuleBuffer,
     ) -> usize;
+    fn envoy_dynamic_module_callback_http_send_response_headers(
+        filter_envoy_ptr: FilterEnvoyPtr,
+        headers_vector: *mut ModuleHttpHeader,
+        headers_vector_size: usize,
+        end_stream: bool,
+    );
     fn envoy_dynamic_module_callback_http_filter_get_attribute_string(
         filter_envoy_ptr: FilterEnvoyPtr,
         attribute_id: u32,
@@ -329,26 +344,38 @@ impl Stream<'_> {
         }
     }
 
-    /// Answers the request now (`details` is the response-code detail Envoy logs). Takes
-    /// `&self`: request headers stay as they are, so bytes read from them may be in `headers`.
-    pub fn send_response(&self, status: u32, headers: &[(&str, &[u8])], details: &str) {
-        let mut raw: Vec<ModuleHttpHeader> = headers
+    /// Answers the request now with headers only, encoded straight back to the client (as
+    /// Envoy's own CORS filter answers preflights: no local-reply machinery). Takes `&self`:
+    /// request headers stay as they are, so bytes read from them may be in `headers`.
+    pub fn answer(&self, status: u32, headers: &[(&str, &[u8])]) {
+        let status = status.to_string();
+        let mut raw: Vec<ModuleHttpHeader> = [(":status", status.as_bytes())]
             .iter()
-            .map(|(name, value)| ModuleHttpHeader {
-                key_ptr: name.as_ptr(),
-                key_length: name.len(),
-                value_ptr: value.as_ptr(),
-                value_length: value.len(),
-            })
+            .chain(headers)
+            .map(|(name, value)| module_header(name, value))
             .collect();
-        // SAFETY: live stream (`enter`); Envoy copies the headers, the empty body and the
-        // details during the call.
+        // SAFETY: live stream (`enter`); Envoy copies the headers during the call.
+        unsafe {
+            envoy_dynamic_module_callback_http_send_response_headers(
+                self.ptr,
+                raw.as_mut_ptr(),
+                raw.len(),
+                true,
+            );
+        }
+    }
+
+    /// Answers the request with an empty local reply (Envoy's local-reply path: `details` is
+    /// the response-code detail it logs).
+    pub fn send_response(&self, status: u32, details: &str) {
+        // SAFETY: live stream (`enter`); no headers (null, 0); Envoy copies the empty body and
+        // the details during the call.
         unsafe {
             envoy_dynamic_module_callback_http_send_response(
                 self.ptr,
                 status,
-                raw.as_mut_ptr(),
-                raw.len(),
+                std::ptr::null_mut(),
+                0,
                 ModuleBuffer::of(b""),
                 ModuleBuffer::of(details.as_bytes()),
             );

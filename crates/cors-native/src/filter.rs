@@ -149,7 +149,7 @@ impl<'c> Filter<'c> {
                     Step::Reply { status, headers } => {
                         let headers: Vec<(&str, &[u8])> =
                             headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
-                        stream.send_response(status, &headers, "cors");
+                        stream.answer(status, &headers);
                         (abi::STOP_ITERATION, None)
                     }
                     Step::Forward(forward) => (abi::CONTINUE, Some(forward)),

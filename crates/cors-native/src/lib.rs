@@ -120,7 +120,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     status.unwrap_or_else(|| {
         // SAFETY: as above; the panicked body's borrows are gone.
         let stream = unsafe { abi::Stream::enter(filter_envoy_ptr) };
-        stream.send_response(500, &[], "cors_filter_panicked");
+        stream.send_response(500, "cors_filter_panicked");
         abi::STOP_ITERATION
     })
 }
