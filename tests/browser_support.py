@@ -16,7 +16,7 @@ import time
 
 import yaml
 
-from tests.envoy import ROOT, Envoy, free_port, request
+from tests.envoy import ROOT, Envoy, free_port, native_filter, request
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -93,16 +93,17 @@ def demo_url(ports):
     return f"{host}:{ports['page']}/?api={host}:{ports['api']}&peer={host}:{ports['peer']}"
 
 
-def start_demo_envoy(ports, access_log, tls_dir):
+def start_demo_envoy(ports, access_log, tls_dir, build="wasm"):
     """envoy/demo.yaml on `ports`; fails when a port is in use (no port is shared)."""
-    return Envoy(demo_config(ports, access_log, tls_dir))
+    return Envoy(demo_config(ports, access_log, tls_dir, build))
 
 
-def demo_config(ports, access_log, tls_dir):
+def demo_config(ports, access_log, tls_dir, build="wasm"):
     """envoy/demo.yaml on `ports` (a DEMO_PORTS-shaped dict), bound to 127.0.0.1, with the
     certificate of `tls_dir` (scripts/demo_tls.py) and the API listeners' requests written to
     `access_log` (method, path, origin, status, protocol per line). Ports in the allowed origins
-    follow the page's port."""
+    follow the page's port. With `build="native"` the CORS filter is the dynamic module, with the
+    same plugin configuration."""
     config = yaml.safe_load((ROOT / "envoy" / "demo.yaml").read_text())
     text = json.dumps(config).replace('"build/demo-tls/', json.dumps(f"{tls_dir}/")[:-1])
     text = text.replace('"0.0.0.0"', '"127.0.0.1"')
@@ -118,6 +119,10 @@ def demo_config(ports, access_log, tls_dir):
         listener["enable_reuse_port"] = False
         if listener["name"] in API_LISTENERS:
             hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+            if build == "native":
+                ours = hcm["http_filters"][0]
+                assert ours["name"] == "envoy.filters.http.wasm", "the demo's CORS filter comes first"
+                hcm["http_filters"][0] = native_filter(ours["typed_config"]["config"]["configuration"]["value"])
             hcm["access_log"] = [{
                 "name": "envoy.access_loggers.file",
                 "typed_config": {

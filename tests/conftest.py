@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from tests.envoy import ROOT
+from tests.envoy import BUILDS, ROOT
 from tests.plugin_config import CorsExplain
 
 
@@ -15,3 +15,10 @@ def cors_explain():
     subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "cors-explain"], cwd=ROOT, check=True,
                    timeout=600)
     return CorsExplain(ROOT / "target" / "release" / "cors-explain")
+
+
+@pytest.fixture(scope="module", params=BUILDS)
+def build(request):
+    """Each build of the filter in turn ("wasm", "native"), for suites that hold for both: a
+    module-scoped fixture that depends on it starts one Envoy per build."""
+    return request.param

@@ -117,6 +117,15 @@ def native_filter(configuration, encoding="struct", name="cors"):
     }
 
 
+# The two builds of the filter; suites that hold for both are parametrised over them.
+BUILDS = ("wasm", "native")
+
+
+def cors_filter(build, configuration, encoding="struct"):
+    """Our filter in one of its builds (`BUILDS`), with the same plugin configuration."""
+    return {"wasm": wasm_filter, "native": native_filter}[build](configuration, encoding)
+
+
 ROUTER = {
     "name": "envoy.filters.http.router",
     "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},

@@ -6,7 +6,8 @@ let each origin do into the DOM as JSON; these tests read it back. One Chromium 
 of it; a second one takes a screenshot, checked here and thrown away (`make screenshot` writes
 docs/demo.png: `make test` changes no tracked file).
 
-All of it three times, once per protocol a browser reaches the API with: HTTP/1.1 in clear
+All of it once per build of the filter (Wasm; native: the demo's plugin configuration in the
+dynamic module) and, for each, three times, once per protocol a browser reaches the API with: HTTP/1.1 in clear
 text, HTTP/2 over TLS (ALPN h2) and HTTP/3 over QUIC, both on envoy/demo.yaml's HTTPS port with a
 certificate made for the run (scripts/demo_tls.py) that Chromium trusts by its public key
 (`--ignore-certificate-errors-spki-list`). Chromium is told to use QUIC for the API's origin
@@ -66,7 +67,7 @@ def api_url_and_flags(protocol, ports, spki):
 
 
 @pytest.fixture(scope="module", params=PROTOCOLS)
-def run(request, tmp_path_factory):
+def run(request, tmp_path_factory, build):
     protocol = request.param
     if chromium_binary() is None:
         pytest.fail("chromium is required for the browser tests: scripts/setup.sh installs Debian's chromium")
@@ -75,7 +76,7 @@ def run(request, tmp_path_factory):
     spki = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo_tls.py"), str(d / "tls")],
                           capture_output=True, text=True, check=True).stdout.strip()
     ports = free_ports()
-    envoy = start_demo_envoy(ports, access_log, d / "tls")
+    envoy = start_demo_envoy(ports, access_log, d / "tls", build)
     host = "http://localhost"
     api, flags = api_url_and_flags(protocol, ports, spki)
     url = f"{host}:{ports['page']}/?api={api}&peer={host}:{ports['peer']}"

@@ -6,6 +6,9 @@ same upstream, one Envoy. Each request goes to three listeners:
 - `meta`: our filter with only `route_metadata_namespace: cors` as plugin config, each policy in its
   route's `metadata.filter_metadata.cors` (as an operator moving per-route CORS would write it).
 
+Ours runs in both builds (the Wasm module and the native one), one Envoy each; the native build
+has no `meta` listener: it cannot read policies from route metadata (docs/native.md).
+
 Responses are compared by what a browser concludes (tests/fetch_model.py: the Fetch standard's
 CORS check and CORS-preflight check, with and without credentials): allowed or not, readable
 headers, max-age, and whether the request reached the upstream. Any difference not in the
@@ -170,19 +173,22 @@ def vhost(routes):
 
 
 @pytest.fixture(scope="module")
-def proxies():
-    ports = {k: envoy.free_port() for k in ("native", "ours", "meta")}
+def proxies(build):
+    ours_names = ("ours", "meta") if build == "wasm" else ("ours",)
+    ports = {k: envoy.free_port() for k in ("native", *ours_names)}
     listeners = [
         envoy.listener("native", ports["native"], [envoy.native_cors_filter()],
                        vhost([native_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])),
-        envoy.listener("ours", ports["ours"], [envoy.wasm_filter({"routes": ALL_POLICIES}, encoding="json")],
+        envoy.listener("ours", ports["ours"], [envoy.cors_filter(build, {"routes": ALL_POLICIES}, encoding="json")],
                        vhost([plain_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])),
-        envoy.listener("meta", ports["meta"], [envoy.wasm_filter({"route_metadata_namespace": "cors"}, encoding="json")],
-                       vhost([metadata_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])),
     ]
+    if "meta" in ours_names:
+        listeners.append(envoy.listener(
+            "meta", ports["meta"], [envoy.cors_filter(build, {"route_metadata_namespace": "cors"}, encoding="json")],
+            vhost([metadata_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])))
     proc = envoy.Envoy(envoy.with_upstream(listeners))
     client = envoy.Client()
-    yield proc, client, ports
+    yield proc, client, ports, ours_names
     client.close()
     proc.stop()
 
@@ -297,7 +303,7 @@ def intentional(case, native, ours):
 
 
 def test_native_and_ours_agree_on_every_browser_conclusion(proxies, capsys):
-    proc, client, ports = proxies
+    proc, client, ports, ours_names = proxies
     all_cases = cases()
     browser_diffs = Counter()
     unexplained = []
@@ -309,11 +315,11 @@ def test_native_and_ours_agree_on_every_browser_conclusion(proxies, capsys):
         path = f"/{route}/x"
         headers = request_headers(case)
         responses = {name: client.send(ports[name], "OPTIONS" if kind == "preflight" else case[3], path, headers)
-                     for name in ("native", "ours", "meta")}
+                     for name in ("native", *ours_names)}
         native = conclusion(case, *responses["native"])
         if native["without credentials"] is not None:
             allowed[kind] += 1
-        for ours_name in ("ours", "meta"):
+        for ours_name in ours_names:
             ours = conclusion(case, *responses[ours_name])
             for diff in raw_differences(case, responses["native"], responses[ours_name]):
                 raw[diff] += 1
@@ -328,8 +334,8 @@ def test_native_and_ours_agree_on_every_browser_conclusion(proxies, capsys):
                 unexplained.append((ours_name, case, native, ours, responses["native"], responses[ours_name]))
 
     with capsys.disabled():
-        print(f"\ndifferential: {len(all_cases)} requests × 3 listeners; "
-              f"{2 * len(all_cases)} native/ours pairs compared "
+        print(f"\ndifferential: {len(all_cases)} requests × {1 + len(ours_names)} listeners; "
+              f"{len(ours_names) * len(all_cases)} native/ours pairs compared "
               f"({sum(1 for c in all_cases if c[0] == 'preflight')} preflights, "
               f"{sum(1 for c in all_cases if c[0] == 'actual')} actual requests; "
               f"native allowed {allowed['preflight']} preflights, {allowed['actual']} actual without credentials)")
@@ -355,7 +361,7 @@ def test_native_and_ours_agree_on_every_browser_conclusion(proxies, capsys):
     assert "panicked" not in proc.log()
 
 
-def test_any_origin_with_credentials_is_accepted_by_native_and_refused_by_ours():
+def test_any_origin_with_credentials_is_accepted_by_native_and_refused_by_ours(build):
     policy = {"allow_origin_string_match": [{"safe_regex": {"regex": ".*"}}], "allow_credentials": True}
     port = envoy.free_port()
     native = envoy.with_upstream([envoy.listener("native", port, [envoy.native_cors_filter()], vhost([
@@ -363,7 +369,7 @@ def test_any_origin_with_credentials_is_accepted_by_native_and_refused_by_ours()
     code, out = envoy.validate(native)
     assert code == 0, out[-2000:]
     for bad in (policy, {"allow_origin_string_match": [{"exact": "*"}], "allow_credentials": True}):
-        ours = envoy.with_upstream([envoy.listener("ours", port, [envoy.wasm_filter({"routes": {"r": bad}}, "json")],
+        ours = envoy.with_upstream([envoy.listener("ours", port, [envoy.cors_filter(build, {"routes": {"r": bad}}, "json")],
                                                    vhost([envoy.route("r")]))])
         code, out = envoy.validate(ours)
         assert code != 0
