@@ -48,8 +48,16 @@ impl FilterConfig {
     }
 }
 
+// Envoy makes a configuration on its main thread and uses it from every worker thread.
+const _: fn() = || {
+    fn shared_across_threads<T: Send + Sync>() {}
+    shared_across_threads::<FilterConfig>();
+};
+
 thread_local! {
-    /// Each worker's decoded route-metadata policies (`MetadataCache` is per thread).
+    /// The pipeline's route-metadata cache, one per worker (it is not `Sync`). The native
+    /// module reads no metadata bytes: the cache only remembers which routes' unreadable
+    /// metadata was logged already, shared by the configurations a worker runs.
     static METADATA: MetadataCache = MetadataCache::default();
     /// xorshift64 state for partial `filter_enabled` / `shadow_enabled`.
     static RANDOM: Cell<u64> = Cell::new(seed());
