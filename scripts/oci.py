@@ -180,6 +180,9 @@ DEPLOY_FILES = {
     "envoy-gateway/envoyextensionpolicy-http.yaml": "wasm",
     "envoy-gateway/httproute.yaml": None,
     "envoy-gateway/envoyproxy-filter-order.yaml": None,
+    # The native build's pair: nothing to fill in (the module is a file on the proxy).
+    "envoy-gateway/envoyproxy-native.yaml": None,
+    "envoy-gateway/envoyextensionpolicy-native.yaml": None,
 }
 
 
