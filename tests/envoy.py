@@ -68,16 +68,20 @@ def free_port():
         return port
 
 
+def plugin_configuration(configuration, encoding):
+    """The filter's configuration as a `google.protobuf.Any`: an inline Struct, or JSON text."""
+    if encoding == "struct":
+        return {"@type": "type.googleapis.com/google.protobuf.Struct", "value": configuration}
+    if encoding == "json":
+        text = configuration if isinstance(configuration, str) else json.dumps(configuration)
+        return {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": text}
+    raise ValueError(encoding)
+
+
 def wasm_filter(configuration, encoding="struct", name="cors", failure_policy=None, wasm=WASM, vm_id="cors"):
     """Our filter (or another module, `wasm`), with its plugin configuration as an inline Struct
     or as JSON text. Listeners that share a `vm_id` (and module) share one VM."""
-    if encoding == "struct":
-        any_config = {"@type": "type.googleapis.com/google.protobuf.Struct", "value": configuration}
-    elif encoding == "json":
-        text = configuration if isinstance(configuration, str) else json.dumps(configuration)
-        any_config = {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": text}
-    else:
-        raise ValueError(encoding)
+    any_config = plugin_configuration(configuration, encoding)
     config = {
         "name": name,
         "root_id": "cors",
@@ -99,13 +103,7 @@ def wasm_filter(configuration, encoding="struct", name="cors", failure_policy=No
 def native_filter(configuration, encoding="struct", name="cors"):
     """Our filter as an Envoy dynamic module (build/libcors.so), with its plugin configuration
     as an inline Struct (Envoy hands it over as JSON text) or as JSON text."""
-    if encoding == "struct":
-        any_config = {"@type": "type.googleapis.com/google.protobuf.Struct", "value": configuration}
-    elif encoding == "json":
-        text = configuration if isinstance(configuration, str) else json.dumps(configuration)
-        any_config = {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": text}
-    else:
-        raise ValueError(encoding)
+    any_config = plugin_configuration(configuration, encoding)
     return {
         "name": name,
         "typed_config": {
@@ -336,13 +334,18 @@ class Envoy:
         return now, time.monotonic() - started
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
+
+
+def stop_process(proc):
+    """Terminates a process we started, killing it if it does not exit within 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def validate(config):

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from tests.browser_support import chromium_binary, dump_dom, page_results, read_access_log
-from tests.envoy import ROOT, Envoy, bootstrap, free_port, poll
+from tests.envoy import ROOT, Envoy, bootstrap, free_port, poll, stop_process
 
 CONFIGS = {protocol: ROOT / "envoy" / f"{protocol}.yaml" for protocol in ("grpc-web", "connect", "mcp")}
 SERVERS = ROOT / "tests" / "protocol_servers"
@@ -147,13 +147,7 @@ class Server:
             return False
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture(scope="module")
