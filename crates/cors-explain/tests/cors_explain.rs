@@ -610,44 +610,46 @@ fn a_refused_port_of_a_listed_host_gets_the_any_port_hint() {
     );
 }
 
-const SPLIT_YAML: &str = r#"
-static_resources:
-  listeners:
-  - name: main
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: main
-          route_config:
-            virtual_hosts:
-            - name: api
-              domains: ["*"]
-              routes:
-              - name: items-put
+/// ENVOY_YAML with its routes split by method, as Gateway API method matches reach Envoy, and
+/// a policy on the PUT route only.
+fn split_yaml() -> String {
+    let edits = [
+        (r#"domains: ["api.example.com"]"#, r#"domains: ["*"]"#),
+        (
+            r#"              - name: users
+                match: {prefix: "/users/"}
+                route: {cluster: upstream}
+                metadata:
+                  filter_metadata:
+                    cors: {allow_origins: ["https://meta.example"], max_age: 60}
+              - name: items
+                match: {prefix: "/"}
+                route: {cluster: upstream}"#,
+            r#"              - name: items-put
                 match: { prefix: /api/items, headers: [{ name: ":method", string_match: { exact: PUT } }] }
                 route: {cluster: upstream}
               - name: items-get
                 match: { prefix: /api/items, headers: [{ name: ":method", string_match: { exact: GET } }] }
-                route: {cluster: upstream}
-          http_filters:
-          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                vm_config: {runtime: envoy.wasm.runtime.v8, code: {local: {filename: build/cors_filter.wasm}}}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.Struct
-                  value:
-                    routes: {items-put: {allow_origins: ["https://app.example"], allow_methods: PUT}}
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-"#;
+                route: {cluster: upstream}"#,
+        ),
+        (
+            r#"                    policy: {allow_origins: ["https://app.example"], max_age: 600}
+                    routes: {items: {allow_origins: ["https://items.example"]}}
+                    route_metadata_namespace: cors"#,
+            r#"                    routes: {items-put: {allow_origins: ["https://app.example"], allow_methods: PUT}}"#,
+        ),
+    ];
+    edits
+        .iter()
+        .fold(ENVOY_YAML.to_owned(), |text, (from, to)| {
+            assert!(text.contains(from), "{from}");
+            text.replace(from, to)
+        })
+}
 
 #[test]
 fn a_preflight_routed_apart_from_its_actual_request_is_explained() {
-    let y = file("split.yaml", SPLIT_YAML).display().to_string();
+    let y = file("split.yaml", &split_yaml()).display().to_string();
     let args = [
         y.as_str(),
         "--path",
