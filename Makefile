@@ -21,7 +21,7 @@ setup:
 # The release modules: the .wasm (wasm-opt, Debian's binaryen, shrinks it further when it is
 # installed) and the native .so.
 build: setup native
-	cargo build --release --target wasm32-wasip1 -p cors-wasm
+	cargo build --release --target wasm32-wasip1 -p cors-filter
 	cargo build --release -p cors-explain
 	@mkdir -p build
 	@if command -v wasm-opt >/dev/null; then \
@@ -50,7 +50,7 @@ test: setup lint build unit e2e
 lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy --release --target wasm32-wasip1 -p cors-wasm -p cors-core -- -D warnings
+	cargo clippy --release --target wasm32-wasip1 -p cors-filter -p cors-core -- -D warnings
 
 # The demo's TLS certificate (self-signed for localhost, made here, never committed; kept while
 # it is valid) for the API on https://localhost:10443.

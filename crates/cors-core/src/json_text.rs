@@ -1,6 +1,6 @@
 //! A small JSON text parser producing `serde_json::Value`, used instead of serde_json's
 //! deserializer to keep the module small. Measured 2026-12-02 (`cargo build --release --target
-//! wasm32-wasip1 -p cors-wasm`, then `wasm-opt` with the Makefile's flags): the filter is
+//! wasm32-wasip1 -p cors-filter`, then `wasm-opt` with the Makefile's flags): the filter is
 //! 201,950 bytes with this parser and 214,920 bytes (+12,970) with `serde_json::from_slice`.
 //!
 //! It accepts and refuses exactly what `serde_json::from_slice::<Value>` does, with equal values:
