@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
+from scripts.oci import NATIVE as NATIVE_IMAGE
 from tests.plugin_config import schema_errors
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -365,16 +366,39 @@ def test_envoy_gateway_config_names_routes_that_the_policy_targets(item):
         assert None in w["config"]["routes"].values(), "the example shows how null turns CORS off"
 
 
+def native_envoyproxy():
+    """The EnvoyProxy that registers the native module (envoyproxy-native.yaml)."""
+    (_, proxy), = [(p, d) for p, d in DOCS if d["kind"] == "EnvoyProxy" and "dynamicModules" in d["spec"]]
+    return proxy
+
+
 def test_the_native_policy_uses_a_module_that_the_envoyproxy_registers_on_envoy_1_40():
     (_, eep), = [(p, d) for p, d in CR_DOCS if "dynamicModule" in d["spec"]]
-    (_, proxy), = [(p, d) for p, d in DOCS if d["kind"] == "EnvoyProxy" and "dynamicModules" in d["spec"]]
+    proxy = native_envoyproxy()
     registered = {m["name"] for m in proxy["spec"]["dynamicModules"]}
     assert {m["name"] for m in eep["spec"]["dynamicModule"]} <= registered
     assert [m["filterName"] for m in eep["spec"]["dynamicModule"]] == ["cors"]
-    # Built for Envoy 1.40: loads in 1.40 and 1.41 only (docs/native.md).
+    # Built for Envoy 1.40: loads in 1.40 and 1.41 only (docs/native.md), so the proxy's Envoy is
+    # pinned to one of those (an official image, plain or distroless).
     image = proxy["spec"]["provider"]["kubernetes"]["envoyDeployment"]["container"]["image"]
-    assert re.search(r":v1\.4[01]\.\d+", image), image
-    assert image.endswith(f"-{cargo_version()}"), image
+    assert re.fullmatch(r"(docker\.io/)?envoyproxy/envoy:(distroless-)?v1\.4[01]\.\d+", image), image
+
+
+def test_the_native_module_comes_from_the_native_image_pinned_by_digest_and_mounted_where_it_is_loaded():
+    """The EnvoyProxy mounts the image `make dist` builds (scripts/oci.py NATIVE, its only file
+    at the root of the image) as an image volume, and registers the file under that mount."""
+    deployment = native_envoyproxy()["spec"]["provider"]["kubernetes"]["envoyDeployment"]
+    volumes = {v["name"]: v for v in deployment["pod"]["volumes"]}
+    (mount,) = deployment["container"]["volumeMounts"]
+    assert mount["readOnly"] is True
+    image = volumes[mount["name"]]["image"]
+    # <repository>:<crate version>@sha256:<manifest digest>: the tag says which release, the
+    # digest is what the kubelet pulls (a placeholder here, the real one in dist/deploy/).
+    repository, tag, _ = re.fullmatch(r"([^:@]+):([^:@]+)@sha256:([0-9a-f]{64})", image["reference"]).groups()
+    assert repository == NATIVE_IMAGE.example_image and tag == cargo_version()
+    (module,) = native_envoyproxy()["spec"]["dynamicModules"]
+    assert module["source"]["type"] == "Local"
+    assert module["source"]["local"]["path"] == f"{mount['mountPath']}/{NATIVE_IMAGE.path_in_layer}"
 
 
 # ---------------------------------------------------------------- broken examples are refused
