@@ -1,61 +1,67 @@
-# The two commands that matter: `make demo` and `make test`. Every target installs what it needs
-# first (scripts/setup.sh: wasm32-wasip1 target, Envoy 1.40.0 in .venv, Debian packages), so each
-# works on a fresh clone. The Python programs run as modules from the repository root
-# (`python -m bench.run`) so that they import the test harness as `tests.envoy`.
+# The two commands that matter: `make demo` and `make test`. Each works on a fresh clone with only
+# rustup: `setup` (scripts/setup.sh) installs Envoy 1.40.0 and the Python tools in .venv and the
+# Debian packages, and every target that runs them depends on it. Building needs only Rust
+# (`rust`: the wasm32-wasip1 target). Python programs run as modules from the repository root
+# (`$(PY) -m bench.run`), so that they import the shared harness as `tests.harness`.
 
-WASM_TARGET := target/wasm32-wasip1/release/cors_filter.wasm
+.PHONY: all rust setup build native floor lint unit e2e test demo-tls demo screenshot bench soak fuzz oci dist clean
+
+PY := .venv/bin/python
 WASM := build/cors_filter.wasm
-NATIVE_TARGET := target/native/libcors.so
 NATIVE := build/libcors.so
-VENV := .venv
+FLOOR := build/cors_floor.wasm
+# wasm-opt (Debian's binaryen 108, installed by `setup`) shrinks a module when it is there; these
+# features are what current rustc emits.
 WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
                   --enable-nontrapping-float-to-int --strip-debug --strip-producers
-
-.PHONY: all setup build native test unit e2e demo demo-tls lint clean bench fuzz soak screenshot
+# $(call wasm_opt,IN,OUT): IN shrunk into OUT, or copied when wasm-opt is not installed.
+wasm_opt = mkdir -p build && if command -v wasm-opt >/dev/null; then wasm-opt $(WASM_OPT_FLAGS) $(1) -o $(2); \
+           else cp $(1) $(2); fi && echo "$(2): $$(stat -c %s $(2)) bytes"
 
 all: build
+
+rust:
+	@./scripts/setup.sh rust
 
 setup:
 	@./scripts/setup.sh
 
-# The release modules: the .wasm (wasm-opt, Debian's binaryen, shrinks it further when it is
-# installed) and the native .so.
-build: setup native
+# The release modules (the .wasm and the native .so) and the cors-explain CLI.
+build: rust native
 	cargo build --release --target wasm32-wasip1 -p cors-filter
 	cargo build --release -p cors-explain
-	@mkdir -p build
-	@if command -v wasm-opt >/dev/null; then \
-	  wasm-opt $(WASM_OPT_FLAGS) $(WASM_TARGET) -o $(WASM); \
-	else cp $(WASM_TARGET) $(WASM); fi
-	@echo "$(WASM): $$(stat -c %s $(WASM)) bytes"
+	@$(call wasm_opt,target/wasm32-wasip1/release/cors_filter.wasm,$(WASM))
 
-# The Envoy dynamic module for x86_64 Linux, for Envoy 1.40 (docs/native.md). Cargo profile
-# `native`: release settings with panic = "unwind", which each hook's catch_unwind needs.
-native:
+# The Envoy 1.40 dynamic module for x86_64 Linux (docs/native.md). Cargo profile `native`: release
+# settings with panic = "unwind", which each hook's catch_unwind needs.
+native: rust
 	cargo build --profile native -p cors-native
-	@mkdir -p build
-	cp $(NATIVE_TARGET) $(NATIVE)
-	@echo "$(NATIVE): $$(stat -c %s $(NATIVE)) bytes"
+	@mkdir -p build && cp target/native/libcors.so $(NATIVE) && echo "$(NATIVE): $$(stat -c %s $(NATIVE)) bytes"
 
-unit:
-	cargo test --workspace --quiet
-
-# -rs: a skipped test says why.
-e2e: setup build
-	$(VENV)/bin/pytest -q -rs tests
-
-test: setup lint build unit e2e
+# bench/floor: the near-empty proxy-wasm filter `make bench` compares with (its own workspace).
+floor: rust
+	cd bench/floor && cargo build --quiet --release --target wasm32-wasip1
+	@$(call wasm_opt,bench/floor/target/wasm32-wasip1/release/cors_floor.wasm,$(FLOOR))
 
 # The lints docs/security.md's "does not crash" rests on (`[workspace.lints]`), for both targets.
-lint: setup
+lint: rust
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip1 -p cors-filter -p cors-core -- -D warnings
 
-# The demo's TLS certificate (self-signed for localhost, made here, never committed; kept while
-# it is valid) for the API on https://localhost:10443.
+unit:
+	cargo test --workspace --quiet
+
+# The end-to-end tests load build/; -rs: a skipped test says why.
+e2e: setup build
+	.venv/bin/pytest -q -rs tests
+
+test: setup lint build unit e2e
+
+# The demo's TLS certificate for https://localhost:10443 (self-signed for localhost, made here,
+# never committed; kept while it is valid).
 demo-tls: setup
-	@$(VENV)/bin/python scripts/demo_tls.py build/demo-tls >/dev/null
+	@$(PY) -m scripts.demo_tls build/demo-tls >/dev/null
 
 # The demo: page on http://localhost:8080, API through the filter on http://localhost:10000 and on
 # https://localhost:10443 (HTTP/2; HTTP/3 over UDP). Browsers trust the demo certificate by its key:
@@ -63,32 +69,32 @@ demo-tls: setup
 demo: setup build demo-tls
 	@echo "demo: page http://localhost:8080  API http://localhost:10000 and https://localhost:10443  (Ctrl-C stops)"
 	@echo "      the page over HTTP/2: chromium --user-data-dir=\$$(mktemp -d) --ignore-certificate-errors-spki-list=$$(cat build/demo-tls/spki.txt) 'http://localhost:8080/?api=https://localhost:10443'"
-	$(VENV)/bin/envoy -c envoy/demo.yaml --concurrency 1 --use-dynamic-base-id --log-level warn
-
-clean:
-	rm -rf build target
-
-# Side-by-side benchmark against Envoy's native CORS filter (a program, not a test).
-bench: setup build
-	$(VENV)/bin/python -m bench.run
+	.venv/bin/envoy -c envoy/demo.yaml --concurrency 1 --use-dynamic-base-id --log-level warn
 
 # docs/demo.png: the demo page as `make demo` shows it (the demo's ports must be free). The only
-# target that writes it: `make test` leaves every tracked file as it is.
+# target that writes a tracked file: `make test` leaves every tracked file as it is.
 screenshot: setup build
-	$(VENV)/bin/python -m scripts.screenshot
+	$(PY) -m scripts.screenshot
 
-# The OCI image (Istio / Envoy Gateway "compat" Wasm image) as dist/oci/ and dist/cors-filter.oci.tar,
-# and all release artefacts in dist/ (module, sha256, image, JSON Schema, manifests with real digests).
-.PHONY: oci dist
-oci: setup build
-	$(VENV)/bin/python scripts/oci.py
-dist: setup build
-	PYTHON=$(VENV)/bin/python scripts/dist.sh
+# On demand, not part of `make test`: the benchmark against Envoy's own CORS filter (docs/performance.md),
+# the soak test under load and listener reloads (soak/README.md), fuzzing (cargo-fuzz and a nightly
+# toolchain, fuzz/README.md).
+bench: setup build floor
+	$(PY) -m bench.run
 
-# On demand (not part of `make test`): fuzzing (needs cargo-fuzz and a nightly toolchain, see
-# fuzz/README.md) and the soak test under load and listener reloads (soak/README.md).
+soak: setup build
+	$(PY) -m soak.run
+
 fuzz:
 	fuzz/run.sh $${FUZZ_SECONDS:-60}
 
-soak: setup build
-	$(VENV)/bin/python -m soak.run
+# The OCI image (Istio / Envoy Gateway "compat" Wasm image) as dist/oci/ and dist/cors-filter.oci.tar,
+# and all release artefacts in dist/ (modules, sha256, images, JSON Schema, manifests with real digests).
+oci: setup build
+	$(PY) -m scripts.oci
+
+dist: setup build
+	PYTHON=$(PY) scripts/dist.sh
+
+clean:
+	rm -rf build target

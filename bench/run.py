@@ -4,9 +4,10 @@ One Envoy (--concurrency 1) with one listener per filter variant, all on the sam
 same upstream (a second Envoy answering with a direct response); wrk as the client. Listeners:
 
   none         no CORS filter
-  native       Envoy's envoy.filters.http.cors
+  envoy_cors   Envoy's own envoy.filters.http.cors
   ours         our filter, the same policy (documented defaults: no route-metadata lookup)
-  floor        bench/floor: a near-empty proxy-wasm filter (the floor of any Wasm filter)
+  floor        bench/floor: a near-empty proxy-wasm filter (the floor of any Wasm filter; built
+               by `make bench` into build/cors_floor.wasm with the same wasm-opt step as ours)
   ours_skip    ours wrapped in ExtensionWithMatcher + SkipFilter when there is no Origin
   ours_routes  ours with the policy in a `routes` map (one more host call: the route name)
   ours_routes_meta  the same plus `route_metadata_namespace: cors` (one more: route metadata)
@@ -34,17 +35,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-# The test harness's Envoy and config builders (tests/envoy.py), shared with the benchmark.
-from tests.envoy import Envoy as HarnessEnvoy, bootstrap, free_port, native_filter, upstream_cluster, wasm_filter as harness_wasm_filter
+# The test harness's Envoy and config builders, shared with the benchmark.
+from tests.harness.envoy import (ENVOY_BIN, NATIVE, ROOT, WASM, Envoy as HarnessEnvoy, bootstrap, direct_route,
+                                 envoy_cors_filter, envoy_cors_route_config, free_port, listener, native_filter,
+                                 route, skip_without_origin, upstream_cluster, wasm_filter as harness_wasm_filter)
 
-ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-WASM = ROOT / "build" / "cors_filter.wasm"
 FLOOR_WASM = ROOT / "build" / "cors_floor.wasm"
-NATIVE_MODULE = ROOT / "build" / "libcors.so"
-ENVOY = ROOT / ".venv" / "bin" / "envoy"
-WASM_OPT_FLAGS = ["-Oz", "--enable-bulk-memory", "--enable-sign-ext", "--enable-mutable-globals",
-                  "--enable-nontrapping-float-to-int", "--strip-debug", "--strip-producers"]
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "10"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
@@ -53,7 +50,7 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
 ALLOWED = "https://app.example.com"
 REFUSED = "https://evil.example.net"
 
-# The same policy for every filter (the native one in its own field names).
+# The same policy for every filter (Envoy's own in its field names).
 POLICY = {
     "allow_origins": [ALLOWED],
     "allow_methods": "GET, POST, PUT, DELETE",
@@ -62,8 +59,7 @@ POLICY = {
     "max_age": "600",
     "allow_credentials": True,
 }
-NATIVE_POLICY = {
-    "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+ENVOY_CORS_POLICY = {
     "allow_origin_string_match": [{"exact": ALLOWED}],
     "allow_methods": "GET, POST, PUT, DELETE",
     "allow_headers": "content-type, x-requested-with",
@@ -101,7 +97,7 @@ SCENARIOS = {
     "actual GET with Origin": {"method": "GET", "headers": {"Origin": ALLOWED}},
     "request without Origin": {"method": "GET", "headers": {}},
 }
-MAIN_LISTENERS = ["none", "native", "ours", "floor", "ours_skip", "ours_routes", "ours_routes_meta", "ours_so"]
+MAIN_LISTENERS = ["none", "envoy_cors", "ours", "floor", "ours_skip", "ours_routes", "ours_routes_meta", "ours_so"]
 SCALING_SCENARIO = "actual GET with Origin, config size"
 SCALING_LISTENERS = ["ours_1route", "ours_10k"]
 
@@ -120,64 +116,20 @@ def Envoy(config, name):
     return HarnessEnvoy(config, log_level="warn", component_log_level=None, ready_timeout=120)
 
 
-def skip_without_origin(inner):
-    """`inner` wrapped so that it is skipped for every request without an Origin header: the
-    widened form of envoy/skip-without-origin.yaml, for deployments that set
-    `requests_without_origin: pass` (no shared cache in front; the shipped file still sends
-    GET/HEAD through the filter for their `Vary: Origin`)."""
-    return {
-        "name": "cors-skip-without-origin",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
-            "xds_matcher": {"matcher_list": {"matchers": [{
-                "predicate": {"not_matcher": {"single_predicate": {
-                    "input": {"name": "origin", "typed_config": {
-                        "@type": "type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput",
-                        "header_name": "origin"}},
-                    "value_match": {"safe_regex": {"google_re2": {}, "regex": ".*"}},
-                }}},
-                "on_match": {"action": {"name": "skip", "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter"}}},
-            }]}},
-            "extension_config": inner,
-        },
-    }
-
-
-ROUTER = {"name": "envoy.filters.http.router",
-          "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
-NATIVE = {"name": "envoy.filters.http.cors",
-          "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}}
-
-
-def listener(name, port, filters, native_policy=False, direct=None):
-    route = {"name": "api", "match": {"prefix": "/"}}
-    if direct:
-        route["direct_response"] = direct
-    else:
-        route["route"] = {"cluster": "upstream"}
-    vhost = {"name": "bench", "domains": ["*"], "routes": [route]}
-    if native_policy:
-        vhost["typed_per_filter_config"] = {"envoy.filters.http.cors": NATIVE_POLICY}
-    return {
-        "name": name,
-        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
-        "filter_chains": [{"filters": [{
-            "name": "envoy.filters.network.http_connection_manager",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                "stat_prefix": name,
-                "route_config": {"name": name, "virtual_hosts": [vhost]},
-                "http_filters": filters + [ROUTER],
-            },
-        }]}],
-    }
+def bench_listener(name, port, filters, envoy_cors_policy=False, direct=None):
+    """A listener whose one route `api` goes to the upstream cluster, or answers `direct`
+    (status, body) itself; with `envoy_cors_policy`, its virtual host carries ENVOY_CORS_POLICY."""
+    api = direct_route("api", **direct) if direct else route("api")
+    vhost = {"name": "bench", "domains": ["*"], "routes": [api]}
+    if envoy_cors_policy:
+        vhost["typed_per_filter_config"] = envoy_cors_route_config(ENVOY_CORS_POLICY)
+    return listener(name, port, filters, [vhost])
 
 
 def proxy_listeners(ports, ours_wasm=WASM):
     filters = {
         "none": [],
-        "native": [NATIVE],
+        "envoy_cors": [envoy_cors_filter()],
         "ours": [wasm_filter("cors-ours", ours_wasm, {"policy": POLICY})],
         "floor": [wasm_filter("floor", FLOOR_WASM, {})],
         "ours_skip": [skip_without_origin(wasm_filter("cors-skip", ours_wasm,
@@ -189,7 +141,7 @@ def proxy_listeners(ports, ours_wasm=WASM):
         "ours_1route": [wasm_filter("cors-1route", ours_wasm, SMALL_CONFIG)],
         "ours_10k": [wasm_filter("cors-10k", ours_wasm, large_config())],
     }
-    return [listener(name, ports[name], filters[name], native_policy=(name == "native"))
+    return [bench_listener(name, ports[name], filters[name], envoy_cors_policy=(name == "envoy_cors"))
             for name in ports]
 
 
@@ -229,18 +181,7 @@ def wrk(port, script, seconds):
     raise RuntimeError(f"wrk printed no result:\n{out}")
 
 
-# ---------------------------------------------------------------- build and host measurements
-
-def build_floor():
-    subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1"],
-                   cwd=BENCH / "floor", check=True)
-    raw = BENCH / "floor" / "target" / "wasm32-wasip1" / "release" / "cors_floor.wasm"
-    FLOOR_WASM.parent.mkdir(exist_ok=True)
-    if shutil.which("wasm-opt"):
-        subprocess.run(["wasm-opt", *WASM_OPT_FLAGS, str(raw), "-o", str(FLOOR_WASM)], check=True)
-    else:
-        shutil.copy(raw, FLOOR_WASM)
-
+# ---------------------------------------------------------------- host measurements
 
 def configure_on_host():
     """`cargo run --release -p cors-core --example configure_large`: the crate's pure config parser on the
@@ -262,8 +203,8 @@ def configure_in_envoy():
         samples = []
         for _ in range(3):
             port, admin = free_port(), free_port()
-            cfg = bootstrap([listener("cfg", port, [wasm_filter("cors-cfg", WASM, config)],
-                                      direct={"status": 200})], [], admin)
+            cfg = bootstrap([bench_listener("cfg", port, [wasm_filter("cors-cfg", WASM, config)],
+                                            direct={"status": 200})], [], admin)
             envoy = Envoy(cfg, f"configure-{label}")
             samples.append((envoy.ready_seconds, envoy.rss_kib()))
             envoy.stop()
@@ -300,11 +241,11 @@ def run_rounds(proxy_ports, tmp, scenarios, proxy):
     return runs
 
 
-RATIOS = [("ours", "native"), ("ours", "floor"), ("ours", "none"), ("floor", "native"),
-          ("native", "none"), ("floor", "none"), ("ours_routes", "floor"), ("ours_routes_meta", "floor"), ("ours_skip", "ours"),
+RATIOS = [("ours", "envoy_cors"), ("ours", "floor"), ("ours", "none"), ("floor", "envoy_cors"),
+          ("envoy_cors", "none"), ("floor", "none"), ("ours_routes", "floor"), ("ours_routes_meta", "floor"), ("ours_skip", "ours"),
           ("ours_skip", "none"),
           ("ours_10k", "ours_1route"),
-          ("ours_so", "native"), ("ours_so", "none"), ("ours_so", "ours")]
+          ("ours_so", "envoy_cors"), ("ours_so", "none"), ("ours_so", "ours")]
 
 
 def summarize(runs):
@@ -341,10 +282,10 @@ TARGETS = {
     ("allowed preflight", "ours/floor"): 0.90,
     ("actual GET with Origin", "ours/floor"): 0.90,
     ("request without Origin", "ours/none"): 0.85,
-    ("allowed preflight", "ours/native"): 0.80,
-    ("actual GET with Origin", "ours/native"): 0.85,
-    ("allowed preflight", "ours_so/native"): 0.95,
-    ("actual GET with Origin", "ours_so/native"): 0.95,
+    ("allowed preflight", "ours/envoy_cors"): 0.80,
+    ("actual GET with Origin", "ours/envoy_cors"): 0.85,
+    ("allowed preflight", "ours_so/envoy_cors"): 0.95,
+    ("actual GET with Origin", "ours_so/envoy_cors"): 0.95,
     ("request without Origin", "ours_so/none"): 0.95,
 }
 
@@ -407,7 +348,7 @@ def machine():
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    version = subprocess.run([str(ENVOY), "--version"], capture_output=True, text=True).stdout.strip()
+    version = subprocess.run([str(ENVOY_BIN), "--version"], capture_output=True, text=True).stdout.strip()
     version = version.split("version:")[-1].strip().split("/")[1] if "/" in version else version
     return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(), "envoy": version,
             "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg())}
@@ -416,7 +357,7 @@ def machine():
 def main():
     if not WASM.exists():
         sys.exit("build/cors_filter.wasm is missing: run `make build` (or `make bench`)")
-    if not NATIVE_MODULE.exists():
+    if not NATIVE.exists():
         sys.exit("build/libcors.so is missing: run `make build` (or `make bench`)")
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: run `make setup`")
@@ -426,10 +367,11 @@ def main():
     if only:
         wanted = [w.strip() for w in only.split(",")]
         scenarios = {s: ls for s, ls in scenarios.items() if any(w in s for w in wanted)}
-    build_floor()
+    if not FLOOR_WASM.exists():
+        sys.exit("build/cors_floor.wasm is missing: run `make bench` (it builds bench/floor)")
     results = {"machine": machine(), "rounds": ROUNDS, "seconds": SECONDS, "connections": CONNECTIONS,
                "sizes": {"ours_bytes": WASM.stat().st_size, "floor_bytes": FLOOR_WASM.stat().st_size,
-                         "so_bytes": NATIVE_MODULE.stat().st_size}}
+                         "so_bytes": NATIVE.stat().st_size}}
     if not os.environ.get("BENCH_SKIP_CONFIGURE"):
         print("on_configure on the host ...", flush=True)
         results["configure_host"] = configure_on_host()
@@ -437,7 +379,7 @@ def main():
         results["configure_envoy"] = configure_in_envoy()
 
     up_port, up_admin, admin = free_port(), free_port(), free_port()
-    upstream = Envoy(bootstrap([listener("upstream", up_port, [], direct={
+    upstream = Envoy(bootstrap([bench_listener("upstream", up_port, [], direct={
         "status": 200, "body": {"inline_string": "upstream body"}})], [], up_admin), "upstream")
     names = sorted({l for ls in scenarios.values() for l in ls}, key=lambda n: (MAIN_LISTENERS + SCALING_LISTENERS).index(n))
     ports = {name: free_port() for name in names}

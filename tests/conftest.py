@@ -1,12 +1,12 @@
 """Fixtures shared by the test modules. Plain helpers live in the harness modules
-(tests/envoy.py, tests/plugin_config.py, …) and are imported from there."""
+(tests/harness/envoy.py, tests/harness/plugin_config.py, …) and are imported from there."""
 
 import subprocess
 
 import pytest
 
-from tests.envoy import BUILDS, ROOT
-from tests.plugin_config import CorsExplain
+from tests.harness.envoy import BUILDS, ROOT
+from tests.harness.plugin_config import CorsExplain
 
 
 @pytest.fixture(scope="session")

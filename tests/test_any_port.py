@@ -3,7 +3,7 @@ Envoy: anchored like the subdomain pattern, so only that scheme and host pass, o
 
 import pytest
 
-from tests.envoy import Envoy, catch_all, free_port, header_values, listener, preflight, request, wasm_filter, with_upstream
+from tests.harness.envoy import Envoy, catch_all, free_port, header_values, listener, preflight, request, wasm_filter, with_upstream
 
 POLICY = {"allow_origins": ["http://localhost:*", "https://*.dev.example:*"], "allow_methods": "PUT"}
 

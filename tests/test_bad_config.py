@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.envoy import Envoy, catch_all, listener, free_port, validate_file, wasm_filter, with_upstream
-from tests.plugin_config import refusal
+from tests.harness.envoy import Envoy, catch_all, listener, free_port, validate_file, wasm_filter, with_upstream
+from tests.harness.plugin_config import refusal
 
 GOOD = {"allow_origins": ["https://app.example.com"]}
 

@@ -17,15 +17,13 @@ only). Envoy's access log (%PROTOCOL%) shows which protocol each request came in
 Chromium is required: a missing one fails these tests (under CI=true and everywhere else)."""
 
 import struct
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
 
-from tests.browser_support import (SCREENSHOT_SIZE, chromium_binary, dump_dom, free_ports, page_results,
+from scripts.demo_tls import make as demo_tls
+from tests.harness.browser import (SCREENSHOT_SIZE, chromium_binary, dump_dom, free_ports, page_results,
                                    read_access_log, screenshot, start_demo_envoy)
-from tests.envoy import ROOT
 
 
 def OK(status, **extra):
@@ -73,8 +71,7 @@ def run(request, tmp_path_factory, build):
         pytest.fail("chromium is required for the browser tests: scripts/setup.sh installs Debian's chromium")
     d = tmp_path_factory.mktemp("browser")
     access_log = d / "api-access.log"
-    spki = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo_tls.py"), str(d / "tls")],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    spki = demo_tls(d / "tls")
     ports = free_ports()
     envoy = start_demo_envoy(ports, access_log, d / "tls", build)
     host = "http://localhost"

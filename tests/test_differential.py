@@ -1,15 +1,15 @@
-"""Differential test: Envoy's native `envoy.filters.http.cors` against our filter, same policies,
+"""Differential test: Envoy's own CORS filter `envoy.filters.http.cors` (`envoy_cors`) against our filter, same policies,
 same upstream, one Envoy. Each request goes to three listeners:
 
-- `native`: the native filter, each policy in its route's `typed_per_filter_config`;
+- `envoy_cors`: Envoy's filter, each policy in its route's `typed_per_filter_config`;
 - `ours`: our filter, the same policy objects in the plugin config's `routes`, keyed by route name;
 - `meta`: our filter with only `route_metadata_namespace: cors` as plugin config, each policy in its
   route's `metadata.filter_metadata.cors` (as an operator moving per-route CORS would write it).
 
-Ours runs in both builds (the Wasm module and the native one), one Envoy each; the native build
+Ours runs in both builds (the Wasm module and the native one, our .so), one Envoy each; the native build
 has no `meta` listener: it cannot read policies from route metadata (docs/native.md).
 
-Responses are compared by what a browser concludes (tests/fetch_model.py: the Fetch standard's
+Responses are compared by what a browser concludes (tests/harness/fetch_model.py: the Fetch standard's
 CORS check and CORS-preflight check, with and without credentials): allowed or not, readable
 headers, max-age, and whether the request reached the upstream. Any difference not in the
 documented list of intentional ones (docs/migrating-from-envoy-cors.md) fails the test.
@@ -22,8 +22,8 @@ from collections import Counter
 
 import pytest
 
-from tests import envoy
-from tests import fetch_model as fm
+from tests.harness import envoy
+from tests.harness import fetch_model as fm
 
 # CORS_DIFF_VERBOSE=1 prints one example request and both responses per header-level difference.
 VERBOSE = os.environ.get("CORS_DIFF_VERBOSE") == "1"
@@ -32,7 +32,7 @@ PERCENT_0 = envoy.percent(0, "cors.off")
 PERCENT_100 = envoy.percent(100, "cors.on")
 
 # Every matcher kind (exact, prefix, suffix, contains, safe_regex), with and without ignore_case,
-# and every other CorsPolicy field. Written exactly as the native filter takes them.
+# and every other CorsPolicy field. Written exactly as the envoy_cors filter takes them.
 POLICIES = {
     "exact": {
         "allow_origin_string_match": [
@@ -115,7 +115,7 @@ POLICIES = {
 }
 ROUTES = list(POLICIES) + ["no-policy"]
 # The same policies on routes whose upstream answers with CORS headers of its own
-# (tests/envoy.py: /cors-upstream sets ACAO https://upstream-chose.example, credentials, DELETE).
+# (tests/harness/envoy.py: /cors-upstream sets ACAO https://upstream-chose.example, credentials, DELETE).
 UPSTREAM_CORS_ROUTES = [f"{name}-up" for name in ROUTES]
 ALL_POLICIES = {**POLICIES, **{f"{name}-up": p for name, p in POLICIES.items()}}
 
@@ -154,10 +154,10 @@ def plain_route(name):
     return r
 
 
-def native_route(name):
+def envoy_cors_route(name):
     r = plain_route(name)
     if name in ALL_POLICIES:
-        r["typed_per_filter_config"] = envoy.native_cors_route_config(ALL_POLICIES[name])
+        r["typed_per_filter_config"] = envoy.envoy_cors_route_config(ALL_POLICIES[name])
     return r
 
 
@@ -175,10 +175,10 @@ def vhost(routes):
 @pytest.fixture(scope="module")
 def proxies(build):
     ours_names = ("ours", "meta") if build == "wasm" else ("ours",)
-    ports = {k: envoy.free_port() for k in ("native", *ours_names)}
+    ports = {k: envoy.free_port() for k in ("envoy_cors", *ours_names)}
     listeners = [
-        envoy.listener("native", ports["native"], [envoy.native_cors_filter()],
-                       vhost([native_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])),
+        envoy.listener("envoy_cors", ports["envoy_cors"], [envoy.envoy_cors_filter()],
+                       vhost([envoy_cors_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])),
         envoy.listener("ours", ports["ours"], [envoy.cors_filter(build, {"routes": ALL_POLICIES}, encoding="json")],
                        vhost([plain_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])),
     ]
@@ -238,20 +238,20 @@ def conclusion(case, status, headers):
 # Header-level differences that leave every browser conclusion equal; anything else fails.
 KNOWN_HEADER_DIFFERENCES = {
     "vary": "ours sends Vary (Origin, and the request headers a mirrored answer depends on)",
-    "literal *": "ours answers `*` to an any-origin policy, native echoes the origin",
+    "literal *": "ours answers `*` to an any-origin policy, envoy_cors echoes the origin",
     "null origin": "ours does not match `null` with prefix/suffix/contains/regex",
     "403 instead of 200": "forward_not_matching_preflights: false, ours answers 403 without CORS headers",
-    "native leaks policy on refusals": "native lists methods/headers/max-age/... in a refused answer",
-    "list spacing": "ours renders configured lists as `a, b` (native repeats the string as written)",
-    "empty mirrored allow-headers": "native sends an empty Access-Control-Allow-Headers when nothing was requested",
-    "upstream CORS headers": "ours replaces or removes every CORS header the upstream set; native keeps some",
+    "envoy_cors leaks policy on refusals": "envoy_cors lists methods/headers/max-age/... in a refused answer",
+    "list spacing": "ours renders configured lists as `a, b` (envoy_cors repeats the string as written)",
+    "empty mirrored allow-headers": "envoy_cors sends an empty Access-Control-Allow-Headers when nothing was requested",
+    "upstream CORS headers": "ours replaces or removes every CORS header the upstream set; envoy_cors keeps some",
 }
 
 
-def raw_differences(case, native, ours):
+def raw_differences(case, envoy_cors, ours):
     """Header-level differences between two responses, by category."""
     kind, route, origin, *_ = case
-    (n_status, n_headers), (o_status, o_headers) = native, ours
+    (n_status, n_headers), (o_status, o_headers) = envoy_cors, ours
     found = []
     if route in UPSTREAM_CORS_ROUTES and any(
             fm.combined(n_headers, name) != fm.combined(o_headers, name)
@@ -279,7 +279,7 @@ def raw_differences(case, native, ours):
         if n_v == o_v:
             continue
         if o_acao is None and o_v is None:
-            found.append("native leaks policy on refusals")
+            found.append("envoy_cors leaks policy on refusals")
         elif n_v is not None and o_v is not None and fm.split_list(n_v) == fm.split_list(o_v):
             found.append("list spacing")
         elif name == "access-control-allow-headers" and n_v == "" and o_v is None:
@@ -290,11 +290,11 @@ def raw_differences(case, native, ours):
 
 
 # Intentional differences in what a browser concludes, each documented in docs/migrating-from-envoy-cors.md.
-# Each is accepted only where ours grants less than native (never more), and forwards the same.
-def intentional(case, native, ours):
+# Each is accepted only where ours grants less than envoy_cors (never more), and forwards the same.
+def intentional(case, envoy_cors, ours):
     kind, route, origin, *_ = case
-    stricter = ours["forwarded"] == native["forwarded"] and all(
-        ours[mode] is None or ours[mode] == native[mode] for mode in ("without credentials", "with credentials"))
+    stricter = ours["forwarded"] == envoy_cors["forwarded"] and all(
+        ours[mode] is None or ours[mode] == envoy_cors[mode] for mode in ("without credentials", "with credentials"))
     if route in UPSTREAM_CORS_ROUTES and stricter:
         return "upstream's CORS headers replaced or removed"
     if origin == "null" and stricter:
@@ -302,7 +302,7 @@ def intentional(case, native, ours):
     return None
 
 
-def test_native_and_ours_agree_on_every_browser_conclusion(proxies, capsys):
+def test_envoy_cors_and_ours_agree_on_every_browser_conclusion(proxies, capsys):
     proc, client, ports, ours_names = proxies
     all_cases = cases()
     browser_diffs = Counter()
@@ -315,39 +315,39 @@ def test_native_and_ours_agree_on_every_browser_conclusion(proxies, capsys):
         path = f"/{route}/x"
         headers = request_headers(case)
         responses = {name: client.send(ports[name], "OPTIONS" if kind == "preflight" else case[3], path, headers)
-                     for name in ("native", *ours_names)}
-        native = conclusion(case, *responses["native"])
-        if native["without credentials"] is not None:
+                     for name in ("envoy_cors", *ours_names)}
+        envoy_cors = conclusion(case, *responses["envoy_cors"])
+        if envoy_cors["without credentials"] is not None:
             allowed[kind] += 1
         for ours_name in ours_names:
             ours = conclusion(case, *responses[ours_name])
-            for diff in raw_differences(case, responses["native"], responses[ours_name]):
+            for diff in raw_differences(case, responses["envoy_cors"], responses[ours_name]):
                 raw[diff] += 1
-                examples.setdefault(diff, (case, responses["native"], responses[ours_name]))
-            if ours == native:
+                examples.setdefault(diff, (case, responses["envoy_cors"], responses[ours_name]))
+            if ours == envoy_cors:
                 continue
-            why = intentional(case, native, ours)
+            why = intentional(case, envoy_cors, ours)
             if why:
                 browser_diffs[why] += 1
             else:
                 browser_diffs["UNEXPLAINED"] += 1
-                unexplained.append((ours_name, case, native, ours, responses["native"], responses[ours_name]))
+                unexplained.append((ours_name, case, envoy_cors, ours, responses["envoy_cors"], responses[ours_name]))
 
     with capsys.disabled():
         print(f"\ndifferential: {len(all_cases)} requests × {1 + len(ours_names)} listeners; "
-              f"{len(ours_names) * len(all_cases)} native/ours pairs compared "
+              f"{len(ours_names) * len(all_cases)} envoy_cors/ours pairs compared "
               f"({sum(1 for c in all_cases if c[0] == 'preflight')} preflights, "
               f"{sum(1 for c in all_cases if c[0] == 'actual')} actual requests; "
-              f"native allowed {allowed['preflight']} preflights, {allowed['actual']} actual without credentials)")
+              f"envoy_cors allowed {allowed['preflight']} preflights, {allowed['actual']} actual without credentials)")
         print("browser-visible differences by category:", dict(browser_diffs) or "none")
         print("header-level differences (browser outcome equal):")
         for diff, n in raw.most_common():
             print(f"  {n:6d}  {diff}: {KNOWN_HEADER_DIFFERENCES.get(diff, 'NOT DOCUMENTED')}")
             if VERBOSE:
                 case, n_resp, o_resp = examples[diff]
-                print(f"          e.g. {case}\n            native {n_resp}\n            ours   {o_resp}")
-        for ours_name, case, native, ours, n_resp, o_resp in unexplained[:10]:
-            print(f"UNEXPLAINED [{ours_name}] {case}\n  native: {native}\n    {n_resp}\n  ours:   {ours}\n    {o_resp}")
+                print(f"          e.g. {case}\n            envoy_cors {n_resp}\n            ours   {o_resp}")
+        for ours_name, case, envoy_cors, ours, n_resp, o_resp in unexplained[:10]:
+            print(f"UNEXPLAINED [{ours_name}] {case}\n  envoy_cors: {envoy_cors}\n    {n_resp}\n  ours:   {ours}\n    {o_resp}")
 
     assert len(all_cases) >= 1000
     assert not unexplained, f"{len(unexplained)} unexplained differences (first: {unexplained[0][:4]})"
@@ -361,12 +361,12 @@ def test_native_and_ours_agree_on_every_browser_conclusion(proxies, capsys):
     assert "panicked" not in proc.log()
 
 
-def test_any_origin_with_credentials_is_accepted_by_native_and_refused_by_ours(build):
+def test_any_origin_with_credentials_is_accepted_by_envoy_cors_and_refused_by_ours(build):
     policy = {"allow_origin_string_match": [{"safe_regex": {"regex": ".*"}}], "allow_credentials": True}
     port = envoy.free_port()
-    native = envoy.with_upstream([envoy.listener("native", port, [envoy.native_cors_filter()], vhost([
-        envoy.route("r", typed_per_filter_config=envoy.native_cors_route_config(policy))]))])
-    code, out = envoy.validate(native)
+    envoy_cors = envoy.with_upstream([envoy.listener("envoy_cors", port, [envoy.envoy_cors_filter()], vhost([
+        envoy.route("r", typed_per_filter_config=envoy.envoy_cors_route_config(policy))]))])
+    code, out = envoy.validate(envoy_cors)
     assert code == 0, out[-2000:]
     for bad in (policy, {"allow_origin_string_match": [{"exact": "*"}], "allow_credentials": True}):
         ours = envoy.with_upstream([envoy.listener("ours", port, [envoy.cors_filter(build, {"routes": {"r": bad}}, "json")],

@@ -13,12 +13,12 @@ punctuation, spaces turned into hyphens, `-1`, `-2`, … added to repeats.
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.harness.envoy import ROOT
+
 DOCS = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
 REFERENCE = ROOT / "docs" / "configuration.md"
 SCHEMA = ROOT / "schema" / "plugin-config.schema.json"

@@ -28,7 +28,7 @@ import http.client
 
 import pytest
 
-from tests.envoy import WASM, Envoy, bootstrap, free_port, header_values, listener, request, route, upstream_cluster, \
+from tests.harness.envoy import WASM, Envoy, bootstrap, free_port, header_values, listener, request, route, upstream_cluster, \
     upstream_listener
 
 ORIGIN = "https://app.example"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.envoy import ROOT, validate_file
+from tests.harness.envoy import ROOT, validate_file
 
 CONFIGS = sorted((ROOT / "envoy").glob("*.yaml"))
 

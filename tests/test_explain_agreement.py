@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import envoy
+from tests.harness import envoy
 
 COMPARED = {
     "access-control-allow-origin", "access-control-allow-credentials", "access-control-allow-methods",

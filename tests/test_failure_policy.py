@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from tests.envoy import (WASM, Envoy, catch_all, free_port, header_values, listener, poll, preflight, request,
+from tests.harness.envoy import (WASM, Envoy, catch_all, free_port, header_values, listener, poll, preflight, request,
                          validate, wasm_filter, with_upstream)
 
 POLICY = {"policy": {"allow_origins": ["https://app.example.com"], "allow_methods": "GET, PUT"}}

@@ -12,9 +12,9 @@ import functools
 import pytest
 import yaml
 
-from tests.chain_support import jwt, jwt_authn, local_ratelimit, rbac_deny_all
-from tests.envoy import (ROOT, Envoy, catch_all, cors_filter, cors_headers, free_port, header_values, listener,
-                         native_cors_filter, native_cors_route_config, preflight as any_preflight, request, route,
+from tests.harness.chains import jwt, jwt_authn, local_ratelimit, rbac_deny_all
+from tests.harness.envoy import (ROOT, Envoy, catch_all, cors_filter, cors_headers, free_port, header_values, listener,
+                         envoy_cors_filter, envoy_cors_route_config, preflight as any_preflight, request, route,
                          upstream_cluster, vary_items, with_upstream)
 
 ALLOWED = "https://app.example"
@@ -38,21 +38,21 @@ FALLBACK_CONFIG = {
     "virtual_hosts": {"vh-special": {"allow_origins": [VHOST_ORIGIN], "allow_methods": "GET"}},
     "routes": {"named-direct": {"allow_origins": [ROUTE_ORIGIN], "allow_methods": "GET"}},
 }
-# What Envoy's native CORS filter would allow on the route where an operator left it on.
-NATIVE_ONLY = "https://native-only.example"
-NATIVE_POLICY = {
-    "allow_origin_string_match": [{"exact": ALLOWED}, {"exact": NATIVE_ONLY}],
+# What Envoy's own CORS filter (envoy_cors) would allow on the route where an operator left it on.
+ENVOY_CORS_ONLY = "https://envoy-cors-only.example"
+ENVOY_CORS_POLICY = {
+    "allow_origin_string_match": [{"exact": ALLOWED}, {"exact": ENVOY_CORS_ONLY}],
     "allow_methods": "GET, DELETE",
-    "allow_headers": "x-native",
-    "expose_headers": "x-native-exposed",
+    "allow_headers": "x-envoy-cors-only",
+    "expose_headers": "x-envoy-cors-exposed",
     "max_age": "99",
     "allow_credentials": False,
 }
 
 
-def native_vhost():
-    """Envoy's CORS filter given NATIVE_POLICY on the only route."""
-    return catch_all("native", [route("native", "/", typed_per_filter_config=native_cors_route_config(NATIVE_POLICY))])
+def envoy_cors_vhost():
+    """Envoy's CORS filter given ENVOY_CORS_POLICY on the only route."""
+    return catch_all("envoy_cors", [route("envoy_cors", "/", typed_per_filter_config=envoy_cors_route_config(ENVOY_CORS_POLICY))])
 
 
 def local_routes():
@@ -68,7 +68,7 @@ def local_routes():
 
 @pytest.fixture(scope="module")
 def envoy(build):
-    ports = {name: free_port() for name in ["jwt", "rbac", "ratelimit", "local", "fallback", "native"]}
+    ports = {name: free_port() for name in ["jwt", "rbac", "ratelimit", "local", "fallback", "envoy_cors"]}
     ours = cors_filter(build, {"policy": POLICY})
     listeners = [
         listener("jwt", ports["jwt"], [ours, jwt_authn()], catch_all("main")),
@@ -91,7 +91,7 @@ def envoy(build):
                  "direct_response": {"status": 200, "body": {"inline_string": "direct"}}},
             ]},
         ]),
-        listener("native", ports["native"], [ours, native_cors_filter()], native_vhost()),
+        listener("envoy_cors", ports["envoy_cors"], [ours, envoy_cors_filter()], envoy_cors_vhost()),
     ]
     # `dead` points at a port nobody listens on: the router answers 503.
     e = Envoy(with_upstream(listeners, [upstream_cluster(free_port(), name="dead")]))
@@ -297,11 +297,11 @@ def test_policy_falls_back_to_virtual_host_then_policy_without_route_entry(envoy
     assert header_values(headers, "access-control-allow-origin") == [allowed]
 
 
-# --- Envoy's native CORS filter left on the same route, after ours ---------------------------
+# --- Envoy's own CORS filter (envoy_cors) left on the same route, after ours ----------------------
 
-def test_native_filter_after_ours_actual_request_gets_our_values_once(envoy):
+def test_envoy_cors_after_ours_actual_request_gets_our_values_once(envoy):
     """On the response path ours runs last, and it sets or removes every CORS header: ours win."""
-    status, headers, _ = actual(envoy.ports["native"], ALLOWED)
+    status, headers, _ = actual(envoy.ports["envoy_cors"], ALLOWED)
     assert status == 200
     cors = cors_headers(headers)
     assert cors["access-control-allow-origin"] == [ALLOWED]
@@ -312,41 +312,41 @@ def test_native_filter_after_ours_actual_request_gets_our_values_once(envoy):
         assert len(values) == 1, (name, values)
 
 
-def test_native_filter_after_ours_preflight_is_ours_alone(envoy):
-    status, headers, _ = preflight(envoy.ports["native"], ALLOWED)
+def test_envoy_cors_after_ours_preflight_is_ours_alone(envoy):
+    status, headers, _ = preflight(envoy.ports["envoy_cors"], ALLOWED)
     assert_answered_by_us(status, headers)
     cors = cors_headers(headers)
     for name, values in cors.items():
         assert len(values) == 1, (name, values)
-    # Ours (x-total), never the native filter's (x-native-exposed).
+    # Ours (x-total), never envoy_cors's (x-envoy-cors-exposed).
     assert cors["access-control-expose-headers"] == ["x-total"]
 
 
-def test_native_filter_after_ours_cannot_allow_an_origin_we_refuse(envoy):
-    """The native filter allows NATIVE_ONLY and answers its preflight (we forward refused
+def test_envoy_cors_after_ours_cannot_allow_an_origin_we_refuse(envoy):
+    """envoy_cors allows ENVOY_CORS_ONLY and answers its preflight (we forward refused
     preflights), but that reply comes back through us and loses its CORS headers."""
-    status, headers, _ = actual(envoy.ports["native"], NATIVE_ONLY)
+    status, headers, _ = actual(envoy.ports["envoy_cors"], ENVOY_CORS_ONLY)
     assert status == 200
     assert_no_cors(headers)
     assert "access-control-expose-headers" not in cors_headers(headers)
-    status, headers, _ = preflight(envoy.ports["native"], NATIVE_ONLY, method="DELETE", request_headers="x-native")
+    status, headers, _ = preflight(envoy.ports["envoy_cors"], ENVOY_CORS_ONLY, method="DELETE", request_headers="x-envoy-cors-only")
     assert status == 200
-    assert header_values(headers, "x-upstream") == []  # the native filter's own reply
+    assert header_values(headers, "x-upstream") == []  # envoy_cors's own reply
     assert_no_cors(headers)
     assert "access-control-allow-methods" not in cors_headers(headers)
 
 
-def test_native_filter_alone_would_have_allowed_native_only():
-    """Control for the test above: the same native policy without ours does allow NATIVE_ONLY,
+def test_envoy_cors_alone_would_have_allowed_envoy_cors_only():
+    """Control for the test above: the same envoy_cors policy without ours does allow ENVOY_CORS_ONLY,
     so its absence above is our doing."""
     port = free_port()
-    e = Envoy(with_upstream([listener("native", port, [native_cors_filter()], native_vhost())]))
+    e = Envoy(with_upstream([listener("envoy_cors", port, [envoy_cors_filter()], envoy_cors_vhost())]))
     try:
-        _, headers, _ = actual(port, NATIVE_ONLY)
-        assert header_values(headers, "access-control-allow-origin") == [NATIVE_ONLY]
-        status, headers, _ = preflight(port, NATIVE_ONLY, method="DELETE", request_headers="x-native")
+        _, headers, _ = actual(port, ENVOY_CORS_ONLY)
+        assert header_values(headers, "access-control-allow-origin") == [ENVOY_CORS_ONLY]
+        status, headers, _ = preflight(port, ENVOY_CORS_ONLY, method="DELETE", request_headers="x-envoy-cors-only")
         assert status == 200 and header_values(headers, "x-upstream") == []
-        assert header_values(headers, "access-control-allow-origin") == [NATIVE_ONLY]
+        assert header_values(headers, "access-control-allow-origin") == [ENVOY_CORS_ONLY]
     finally:
         e.stop()
 

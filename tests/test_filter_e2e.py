@@ -4,7 +4,7 @@ Configurations refused at load, in both encodings: tests/test_bad_config.py."""
 
 import pytest
 
-from tests.envoy import (Envoy, cors_headers, free_port, listener, preflight, reached_upstream,
+from tests.harness.envoy import (Envoy, cors_headers, free_port, listener, preflight, reached_upstream,
                          request, route, wasm_filter, with_upstream)
 
 APP = "https://app.example.com"

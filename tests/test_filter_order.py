@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from tests.filter_order import (BASIC_AUTH, CORS, DYNAMIC_MODULES, EG_AUTH_FILTERS, EG_FILTER_NAMES,
+from tests.harness.filter_order import (BASIC_AUTH, CORS, DYNAMIC_MODULES, EG_AUTH_FILTERS, EG_FILTER_NAMES,
                           EG_FIXED_ORDER, EG_NATIVE_ENVOYPROXY, EG_NATURAL_ORDER, EXT_AUTHZ, JWT_AUTHN,
                           OUR_EG_FILTER, OUR_NATIVE_EG_FILTER, RBAC, ROUTER, WASM, eg_envoyproxy,
                           eg_filter_order_cycle, eg_shipped_order, eg_sort)

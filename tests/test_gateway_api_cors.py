@@ -1,6 +1,6 @@
 """The Gateway API conformance test `HTTPRouteCORS`, replayed through our filter in a real Envoy.
 
-Its five HTTPRoute rules (tests/gateway_api_cors_cases.py, transcribed from
+Its five HTTPRoute rules (tests/harness/gateway_api_cors_cases.py, transcribed from
 kubernetes-sigs/gateway-api conformance/tests/httproute-cors.yaml) become one Envoy route each,
 matched as Gateway API matches `PathPrefix` (`path_separated_prefix`: `/cors-1` matches
 `/cors-1/x`, not `/cors-10`), and each rule's `cors` block is pasted, as written, into the plugin
@@ -13,7 +13,7 @@ answers it by echoing every origin with credentials. That rule is asserted to be
 `INTENTIONAL_DIFFERENCES` instead of replayed; every other case must agree.
 
 The conformance backend is an echo server that answers with the request it saw (path, method,
-namespace) as JSON; ours (tests/envoy.py `upstream_listener`) marks its answers with
+namespace) as JSON; ours (tests/harness/envoy.py `upstream_listener`) marks its answers with
 `x-upstream: hit`, and `echoed_request` turns that into what the echo server would have told the
 Go test. That is how the Go test sees whether a preflight reached the backend: a preflight
 answered by the backend carries its path, which fails the case's expected empty path.
@@ -21,8 +21,8 @@ answered by the backend carries its path, which fails the case's expected empty 
 
 import pytest
 
-from tests import envoy
-from tests.gateway_api_cors_cases import CASES, INFRA_NAMESPACE, RULES
+from tests.harness import envoy
+from tests.harness.gateway_api_cors_cases import CASES, INFRA_NAMESPACE, RULES
 
 # The rules refused at load by design: `*` with credentials (HTTPRoute, rule index).
 REFUSED_RULES = {("cors-wildcard-methods-headers", 0)}

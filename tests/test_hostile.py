@@ -19,7 +19,7 @@ import socket
 
 import pytest
 
-from tests.envoy import Envoy, catch_all, cors_filter, free_port, listener, with_upstream
+from tests.harness.envoy import Envoy, catch_all, cors_filter, free_port, listener, with_upstream
 
 STRICT = {
     "allow_origins": ["https://app.example.com", "https://*.example.com", "http://localhost:8080"],

@@ -9,7 +9,7 @@ happens instead, and the documented fix: give OPTIONS the same route."""
 
 import pytest
 
-from tests.envoy import Envoy, catch_all, free_port, header_values, listener, preflight, request, wasm_filter, with_upstream
+from tests.harness.envoy import Envoy, catch_all, free_port, header_values, listener, preflight, request, wasm_filter, with_upstream
 
 APP = "https://app.example"
 POLICIES = {"routes": {

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.envoy import (Envoy, catch_all, cors_headers, free_port, header_values, listener, percent, preflight,
+from tests.harness.envoy import (Envoy, catch_all, cors_headers, free_port, header_values, listener, percent, preflight,
                          reached_upstream, request, route, wasm_filter, with_upstream)
 
 

@@ -20,10 +20,10 @@ import hashlib
 
 import pytest
 
-from tests.chain_support import JWT_ISSUER, jwks, jwt
-from tests.envoy import (Envoy, cors_headers, bootstrap, free_port, header_values, listener, request, route, upstream_cluster,
+from tests.harness.chains import JWT_ISSUER, jwks, jwt
+from tests.harness.envoy import (Envoy, cors_headers, bootstrap, free_port, header_values, listener, request, route, upstream_cluster,
                    upstream_listener, wasm_filter)
-from tests.filter_order import (BASIC_AUTH, CORS, EG_NATURAL_ORDER, JWT_AUTHN, OUR_EG_FILTER, ROUTER, eg_shipped_order,
+from tests.harness.filter_order import (BASIC_AUTH, CORS, EG_NATURAL_ORDER, JWT_AUTHN, OUR_EG_FILTER, ROUTER, eg_shipped_order,
                           eg_sort, istio_http_filters)
 
 ALLOWED = "https://app.example"

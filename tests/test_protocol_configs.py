@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from tests.envoy import ROOT
+from tests.harness.envoy import ROOT
 
 DOC = ROOT / "docs" / "protocols.md"
 PROTOCOLS = ("grpc-web", "connect", "mcp")

@@ -23,8 +23,8 @@ from collections import defaultdict
 import pytest
 import yaml
 
-from tests.browser_support import chromium_binary, dump_dom, page_results, read_access_log
-from tests.envoy import ROOT, Envoy, bootstrap, free_port, poll, stop_process
+from tests.harness.browser import chromium_binary, dump_dom, page_results, read_access_log
+from tests.harness.envoy import ROOT, Envoy, bootstrap, direct_route, free_port, hcm, listener, poll, stop_process
 
 CONFIGS = {protocol: ROOT / "envoy" / f"{protocol}.yaml" for protocol in ("grpc-web", "connect", "mcp")}
 SERVERS = ROOT / "tests" / "protocol_servers"
@@ -48,22 +48,21 @@ CALLS = ["grpc-web-ok", "grpc-web-error", "grpc-web-timeout", "grpc-web-ok-no-pr
 ACCESS_LOG_FORMAT = "%REQ(:METHOD)% %REQ(:PATH)% %REQ(ORIGIN)% %RESPONSE_CODE% %REQ(ACCESS-CONTROL-REQUEST-HEADERS)%"
 
 
-def policy_of(listener):
-    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    return hcm["http_filters"][0]["typed_config"]["config"]["configuration"]["value"]["policy"]
+def policy_of(lst):
+    return hcm(lst)["http_filters"][0]["typed_config"]["config"]["configuration"]["value"]["policy"]
 
 
 def endpoint_listener(template, endpoint, port, page_origin, access_log):
     """The shipped listener as `endpoint`: on 127.0.0.1:`port`, allowing `page_origin`, with the
     policy changed as the endpoint's name says, and an access log whose lines start with the
     endpoint's name."""
-    listener = copy.deepcopy(template)
-    listener["name"] = endpoint
-    listener["address"]["socket_address"].update(address="127.0.0.1", port_value=port)
+    lst = copy.deepcopy(template)
+    lst["name"] = endpoint
+    lst["address"]["socket_address"].update(address="127.0.0.1", port_value=port)
     # Envoy sets SO_REUSEPORT by default: an Envoy of another test run on the same port would
     # share the traffic. Without it, a port in use fails the start.
-    listener["enable_reuse_port"] = False
-    policy = policy_of(listener)
+    lst["enable_reuse_port"] = False
+    policy = policy_of(lst)
     policy["allow_origins"] = [page_origin]
     policy["max_age"] = 0
     protocol = policy["presets"][0]
@@ -72,8 +71,7 @@ def endpoint_listener(template, endpoint, port, page_origin, access_log):
     elif endpoint.endswith("-no-expose"):
         del policy["presets"]
         policy["allow_headers"] = REQUEST_HEADERS_ONLY[protocol]
-    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    hcm["access_log"] = [{
+    hcm(lst)["access_log"] = [{
         "name": "envoy.access_loggers.file",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
@@ -81,33 +79,15 @@ def endpoint_listener(template, endpoint, port, page_origin, access_log):
             "log_format": {"text_format_source": {"inline_string": f"{endpoint} {ACCESS_LOG_FORMAT}\n"}},
         },
     }]
-    return listener
+    return lst
 
 
 def page_listener(port):
-    return {
-        "name": "page",
-        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
-        "enable_reuse_port": False,
-        "filter_chains": [{"filters": [{
-            "name": "envoy.filters.network.http_connection_manager",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                "stat_prefix": "page",
-                "route_config": {
-                    "max_direct_response_body_size_bytes": 1048576,
-                    "virtual_hosts": [{"name": "page", "domains": ["*"], "routes": [{
-                        "match": {"prefix": "/"},
-                        "direct_response": {"status": 200, "body": {"filename": PAGE}},
-                        "response_headers_to_add": [
-                            {"header": {"key": "content-type", "value": "text/html; charset=utf-8"}}],
-                    }]}],
-                },
-                "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
-            },
-        }]}],
-    }
+    lst = listener("page", port, [], [{"name": "page", "domains": ["*"], "routes": [
+        direct_route(body={"filename": PAGE}, headers=[("content-type", "text/html; charset=utf-8")])]}])
+    lst["enable_reuse_port"] = False
+    hcm(lst)["route_config"]["max_direct_response_body_size_bytes"] = 1048576
+    return lst
 
 
 def protocol_config(ports, server_ports, page_origin, access_log):

@@ -1,12 +1,12 @@
 """schema/plugin-config.schema.json is kept in step with the filter's parser: the same field names
 at every level, every example accepted by both, every broken example refused by both. The parser
-is asked through `cors-explain --check` (tests/plugin_config.py says why that is the filter's
+is asked through `cors-explain --check` (tests/harness/plugin_config.py says why that is the filter's
 verdict)."""
 
 import jsonschema
 import pytest
 
-from tests.plugin_config import schema, schema_errors
+from tests.harness.plugin_config import schema, schema_errors
 
 VALID = {
     "one-origin": {"policy": {"allow_origins": ["https://app.example.com"]}},

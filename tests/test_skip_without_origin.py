@@ -9,8 +9,8 @@ import copy
 import pytest
 import yaml
 
-from tests import envoy
-from tests.envoy import ROOT, WASM, free_port, header_values, request
+from tests.harness import envoy
+from tests.harness.envoy import ROOT, WASM, free_port, header_values, request
 
 SHIPPED = ROOT / "envoy" / "skip-without-origin.yaml"
 ALLOWED = "https://app.example.com"

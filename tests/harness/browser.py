@@ -16,7 +16,7 @@ import time
 
 import yaml
 
-from tests.envoy import ROOT, Envoy, free_port, native_filter, request
+from tests.harness.envoy import ROOT, Envoy, free_port, native_filter, request
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

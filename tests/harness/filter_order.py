@@ -30,7 +30,7 @@ WasmPlugins at the same places).
 
 import yaml
 
-from tests.envoy import ROOT
+from tests.harness.envoy import ROOT
 
 WASM = "envoy.filters.http.wasm"
 CORS = "envoy.filters.http.cors"

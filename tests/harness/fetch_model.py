@@ -2,7 +2,7 @@
 check and exposed-header rules (https://fetch.spec.whatwg.org/), in plain Python, so that two
 servers' answers can be compared by their effect rather than byte for byte.
 
-A response is `(status, [(lower-case name, value)], ...)` as `tests/envoy.py` returns it.
+A response is `(status, [(lower-case name, value)], ...)` as `tests/harness/envoy.py` returns it.
 """
 
 SAFELISTED_METHODS = {"GET", "HEAD", "POST"}
