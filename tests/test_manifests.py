@@ -533,3 +533,22 @@ def test_docs_config_examples_are_accepted_and_name_real_routes(cors_explain):
         accepted, message = cors_explain.verdict(config)
         assert accepted, f"docs/deploy.md {key}: {message}"
         assert set(config["routes"]) <= (istio_routes if key == "pluginConfig" else eg_routes), key
+
+
+def test_docs_native_alternatives_are_valid_and_keep_the_module_path():
+    """docs/deploy.md's alternatives to the image volume: the ```yaml blocks that are whole
+    manifests of a kind we have the CRD of (the init-container EnvoyProxy), as the API server would
+    check them, and the derived image's Dockerfile, both putting the module where
+    envoyproxy-native.yaml registers it."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    docs = [d for block in re.findall(r"```yaml\n(.*?)```", text, re.S) for d in yaml.safe_load_all(block)
+            if isinstance(d, dict) and (d.get("apiVersion"), d.get("kind")) in crds()]
+    assert [d["kind"] for d in docs] == ["EnvoyProxy"]
+    for doc in docs:
+        assert crd_errors(doc) == [], doc["metadata"]["name"]
+        assert doc["spec"]["dynamicModules"] == native_envoyproxy()["spec"]["dynamicModules"]
+    (path,) = [m["source"]["local"]["path"] for m in native_envoyproxy()["spec"]["dynamicModules"]]
+    (dockerfile,) = re.findall(r"```dockerfile\n(.*?)```", text, re.S)
+    assert re.search(r"^FROM envoyproxy/envoy:(distroless-)?v1\.4[01]\.\d+$", dockerfile, re.M), dockerfile
+    assert f"COPY {NATIVE_IMAGE.path_in_layer} {path}\n" in dockerfile
+    assert f"ENV ENVOY_DYNAMIC_MODULES_SEARCH_PATH={path.rsplit('/', 1)[0]}\n" in dockerfile
