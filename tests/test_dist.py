@@ -21,10 +21,10 @@ import pytest
 import yaml
 
 from scripts.oci import KINDS, NATIVE, PLACEHOLDER_SHA256, WASM
-from tests.envoy import bootstrap, free_port, listener, native_filter, route, upstream_cluster, validate
+from tests.harness.envoy import (ROOT, bootstrap, free_port, listener, native_filter, route, upstream_cluster,
+                                 validate)
 from tests.test_manifests import DEPLOY, crd_errors, manifest_files
 
-ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -215,12 +215,14 @@ def test_same_module_gives_the_same_bytes(dist, tmp_path, kind):
     assert (c / kind.archive_name).read_bytes() != (a / kind.archive_name).read_bytes()
 
 
-@pytest.mark.parametrize("option, message", [("--wasm", "not a WebAssembly module"),
-                                             ("--native", "not an x86_64 ELF shared library")])
-def test_oci_py_refuses_a_file_that_is_not_the_module(tmp_path, option, message):
+@pytest.mark.parametrize("option, message, the_other_module", [
+    ("--wasm", "not a WebAssembly module", "libcors.so"),
+    ("--native", "not an x86_64 ELF shared library", "cors_filter.wasm"),
+])
+def test_oci_py_refuses_a_file_that_is_not_the_module(tmp_path, option, message, the_other_module):
     bad = tmp_path / "bad"
-    # Wasm for the native image, an ELF library for the Wasm image, or neither: refused.
-    for content in (b"not a module", (ROOT / "build" / ("libcors.so" if option == "--wasm" else "cors_filter.wasm")).read_bytes()):
+    # Neither module, or the other build's module: refused.
+    for content in (b"not a module", (ROOT / "build" / the_other_module).read_bytes()):
         bad.write_bytes(content)
         p = subprocess.run([PY, "scripts/oci.py", option, str(bad), "--out", str(tmp_path / "o")],
                            capture_output=True, text=True, cwd=str(ROOT))

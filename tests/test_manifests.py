@@ -3,7 +3,7 @@ configuration the way the filter would: against the CRD schemas (copies in deplo
 identical to ../shared/crds/), with unknown fields refused as `kubectl apply --validate=strict`
 does, the CEL rules that apply evaluated by hand, the embedded plugin configuration against
 schema/plugin-config.schema.json and the filter's own parser (through `cors-explain --check`, see
-tests/plugin_config.py), and the route / virtual host names it uses against the names Istio and
+tests/harness/plugin_config.py), and the route / virtual host names it uses against the names Istio and
 Envoy Gateway generate from the example routes."""
 
 import copy
@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from scripts.oci import NATIVE as NATIVE_IMAGE
-from tests.plugin_config import schema_errors
+from tests.harness.envoy import ROOT
+from tests.harness.plugin_config import schema_errors
 
-ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 CRD_DIR = DEPLOY / "crds"
 SHARED_CRDS = ROOT.parent / "shared" / "crds"
