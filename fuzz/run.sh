@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 secs=${1:?usage: fuzz/run.sh SECONDS [TARGET...]}
 shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(config_bytes config_json decide json_text)
+[ ${#targets[@]} -gt 0 ] || targets=(config_bytes config_json decide)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 if rustup toolchain list | grep -q '^nightly'; then
   cargo_fuzz=(cargo +nightly fuzz)

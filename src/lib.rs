@@ -1,38 +1,44 @@
 //! The proxy-wasm shell: host I/O around `cors_core::pipeline`. It reads what the pipeline asks
-//! for (`WasmView`), sends the reply or remembers the `Forward`, applies its edits to the
+//! for (`WasmView`), sends the reply or remembers the `ResponsePlan`, applies its edits to the
 //! response, keeps the counters and flushes them on a timer. Every header is read as bytes
 //! (the SDK's string getters panic on non-UTF-8), request headers only in the request phase
 //! (reading them in the response phase traps the VM), and nothing here unwraps.
 
 use cors_core::config::Config;
-use cors_core::header_pairs;
-use cors_core::pipeline::{self, Forward, HostView, LogLevel, Step};
+use cors_core::pipeline::{self, HostView, LogLevel, ResponsePlan};
+use cors_core::random::Xorshift;
 use cors_core::route_metadata::MetadataCache;
 use cors_core::stats;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel as WasmLogLevel, MetricType};
-use std::cell::{Cell, OnceCell};
+use std::cell::OnceCell;
 use std::rc::Rc;
 use std::time::Duration;
+
+mod header_pairs;
+mod pending;
+
+use pending::Pending;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(WasmLogLevel::Info);
     proxy_wasm::set_root_context(|_| Box::new(CorsRoot::default()));
 }}
 
-/// One configuration and what route metadata decoded to under it (per VM: one per worker).
-struct Plan {
+/// What `on_configure` makes: the configuration and what route metadata decoded to under it
+/// (per VM: one per worker).
+struct FilterConfig {
     config: Config,
     metadata: MetadataCache,
 }
 
 #[derive(Default)]
 struct CorsRoot {
-    plan: Option<Rc<Plan>>,
-    counts: Rc<stats::Pending>,
+    filter_config: Option<Rc<FilterConfig>>,
+    counts: Rc<Pending>,
     metric_ids: Vec<u32>,
-    random: Rc<Cell<u64>>,
+    random: Rc<Xorshift>,
 }
 
 impl Context for CorsRoot {}
@@ -65,12 +71,13 @@ impl RootContext for CorsRoot {
             }
             self.set_tick_period(Duration::from_secs(1));
         }
-        let seed = self
+        if let Ok(since_epoch) = self
             .get_current_time()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64);
-        self.random.set(seed | 1);
-        self.plan = Some(Rc::new(Plan {
+        {
+            self.random.reseed(since_epoch.as_nanos());
+        }
+        self.filter_config = Some(Rc::new(FilterConfig {
             config,
             metadata: MetadataCache::default(),
         }));
@@ -88,12 +95,12 @@ impl RootContext for CorsRoot {
     }
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        let plan = self.plan.clone()?;
+        let filter_config = self.filter_config.clone()?;
         Some(Box::new(CorsHttp {
-            plan,
+            filter_config,
             counts: self.counts.clone(),
             random: self.random.clone(),
-            forward: None,
+            plan: None,
         }))
     }
 
@@ -111,11 +118,11 @@ fn sync_log_level() {
 }
 
 struct CorsHttp {
-    plan: Rc<Plan>,
-    counts: Rc<stats::Pending>,
-    random: Rc<Cell<u64>>,
+    filter_config: Rc<FilterConfig>,
+    counts: Rc<Pending>,
+    random: Rc<Xorshift>,
     /// Decided in the request phase, applied to the response (upstream's or a local reply).
-    forward: Option<Forward>,
+    plan: Option<ResponsePlan>,
 }
 
 impl Context for CorsHttp {}
@@ -126,9 +133,12 @@ impl HttpContext for CorsHttp {
             random: &self.random,
             request_headers: OnceCell::new(),
         };
-        let plan = &self.plan;
-        let (action, forward) =
-            pipeline::on_request(&plan.config, &plan.metadata, &view, |outcome| {
+        let filter_config = &self.filter_config;
+        let (action, plan) = pipeline::on_request(
+            &filter_config.config,
+            &filter_config.metadata,
+            &view,
+            |outcome| {
                 for (level, line) in &outcome.logs {
                     match level {
                         LogLevel::Error => log::error!("{line}"),
@@ -139,35 +149,36 @@ impl HttpContext for CorsHttp {
                 if let Some(verdict) = &outcome.verdict {
                     self.counts.count(verdict.counter);
                 }
-                match outcome.step {
-                    Step::Pass => (Action::Continue, None),
-                    Step::Reply { status, headers } => {
+                match outcome.action {
+                    pipeline::Action::Pass => (Action::Continue, None),
+                    pipeline::Action::Reply { status, headers } => {
                         let headers: Vec<(&str, &str)> =
                             headers.iter().map(|(n, v)| (*n, v.as_ref())).collect();
                         // Our own reply also comes through `on_http_response_headers`, and is
-                        // left as it is there (no `Forward`).
+                        // left as it is there (no `ResponsePlan`).
                         self.send_http_response(status, headers, None);
                         (Action::Pause, None)
                     }
-                    Step::Forward(forward) => (Action::Continue, Some(forward)),
+                    pipeline::Action::Forward(plan) => (Action::Continue, Some(plan)),
                 }
-            });
-        self.forward = forward;
+            },
+        );
+        self.plan = plan;
         action
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
         // Runs for the upstream's response and for local replies of later filters and of the
         // router (401, 403, 429, 404, 503, direct responses): all are decorated the same way.
-        if let Some(forward) = &self.forward {
+        if let Some(plan) = &self.plan {
             // Only the headers the edits look at (CORS headers, Vary), borrowed from the one
             // host call's buffer: no copy per header.
             let headers = HeaderPairs::read(RESPONSE_HEADERS);
             let existing: Vec<(&[u8], &[u8])> = headers
                 .iter()
-                .filter(|(n, _)| n.starts_with(b"access-control-") || *n == b"vary")
+                .filter(|(n, _)| ResponsePlan::reads(n))
                 .collect();
-            for (name, value) in forward.response_edits(&existing) {
+            for (name, value) in plan.response_edits(&existing) {
                 self.set_http_response_header_bytes(name, value.as_deref());
             }
         }
@@ -177,7 +188,7 @@ impl HttpContext for CorsHttp {
 
 /// The pipeline's view of one request, over proxy-wasm host calls (one each).
 struct WasmView<'a> {
-    random: &'a Cell<u64>,
+    random: &'a Xorshift,
     /// Every request header, read at the first lookup.
     request_headers: OnceCell<HeaderPairs>,
 }
@@ -210,13 +221,7 @@ impl HostView for WasmView<'_> {
     }
 
     fn random(&self) -> u32 {
-        // xorshift64: enough to split traffic by percentage.
-        let mut x = self.random.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.random.set(x);
-        (x >> 32) as u32
+        self.random.next_u32()
     }
 
     fn wants_reason(&self) -> bool {

@@ -268,12 +268,12 @@ def test_cors_explain_agrees_with_the_filter_on_every_request(results):
     assert len(cases) >= 500
 
 
-def test_the_requests_cover_every_outcome_source_and_denial(results):
+def test_the_requests_cover_every_outcome_source_and_refusal(results):
     _, explained, answers = results
     ex = list(explained.values())
     assert {e["decision"] for e in ex} == {"answered_preflight", "refused", "forwarded", "passed_through"}
     assert {e["selected_by"]["source"] for e in ex} >= {"route", "virtual_host", "default", "route_metadata", "none"}
-    assert {e["denial"] for e in ex} == {None, "origin", "method", "headers", "private_network"}
+    assert {e["refusal"] for e in ex} == {None, "origin", "method", "headers", "private_network"}
     assert {e["kind"] for e in ex} == {"preflight", "actual", None}
     assert {e["status"] for e in ex} == {200, 403, None}
     assert any(e["shadow"] for e in ex)

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from tests.chain_support import jwt, jwt_authn
-from tests.envoy import (NATIVE, ROOT, Envoy, bootstrap, free_port, header_values, listener, native_filter,
+from tests.harness.chains import jwt, jwt_authn
+from tests.harness.envoy import (NATIVE, ROOT, Envoy, bootstrap, free_port, header_values, listener, native_filter,
                          request, route, upstream_cluster, upstream_listener, validate, wasm_filter)
 
 ALLOWED = "https://app.example"

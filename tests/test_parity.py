@@ -1,7 +1,7 @@
 """CorsPolicy parity fields end to end in a real Envoy: route metadata and the precedence of
 policy sources, custom metadata namespace, shadow mode, filter_enabled 0%,
 forward_not_matching_preflights, private network access, `*` mirroring, and the counters on
-/stats and the debug log line for each denial."""
+/stats and the debug log line for each refusal."""
 
 import re
 
@@ -214,7 +214,7 @@ def test_counters_count_each_decision_on_stats(proxy):
     assert moved == {f"wasmcustom.{name}": len(calls) for name, calls in sent.items()}
 
 
-def test_each_denial_is_logged_at_debug_with_the_reason(proxy):
+def test_each_refusal_is_logged_at_debug_with_the_reason(proxy):
     envoy, ports = proxy
     p = ports["modes"]
     preflight(p, "https://denied-origin.test", path="/counted")

@@ -81,8 +81,8 @@ fuzz_target!(|input: Input| {
     };
     let decision = decide(&policy, &request);
     check_decision(&policy, &request, &decision);
-    let _ = stats::index(decision.kind, decision.denial, false);
-    if let Some(d) = decision.denial {
+    let _ = stats::index(decision.kind, decision.refusal, false);
+    if let Some(d) = decision.refusal {
         let reason = cors_core::decision::reason(&policy, &request, d);
         assert!(valid_header_value(reason.as_bytes()), "reason {reason:?}");
     }
@@ -94,7 +94,7 @@ fuzz_target!(|input: Input| {
             .filter(|(_, v)| valid_header_value(v))
             .collect();
         let reason = decision
-            .denial
+            .refusal
             .filter(|_| policy.debug_reason_header)
             .map(|d| cors_core::decision::reason(&policy, &request, d));
         let edits = response_edits(plan, &policy, &origin, reason.as_deref(), &upstream);

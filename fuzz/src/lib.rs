@@ -4,7 +4,7 @@
 //! must keep. A broken invariant panics, which libFuzzer reports as a crash.
 
 use arbitrary::Arbitrary;
-use cors_core::decision::{Action, Decision, Request, ResponsePlan};
+use cors_core::decision::{Action, Decision, Request, Grant};
 use cors_core::policy::Policy;
 use serde_json::{Map, Number, Value};
 
@@ -330,7 +330,7 @@ pub fn check_decision(policy: &Policy, request: &Request, decision: &Decision) {
     }
     if matched.is_none() {
         assert!(
-            decision.denial.is_some(),
+            decision.refusal.is_some(),
             "origin {:?} allowed but not matched",
             request.origin
         );
@@ -353,7 +353,7 @@ fn check_acao(policy: &Policy, request: &Request, acao: &[u8], matched: bool) {
 pub fn check_edits(
     policy: &Policy,
     request: &Request,
-    plan: ResponsePlan,
+    plan: Grant,
     edits: &[(&'static str, Option<std::borrow::Cow<'_, [u8]>>)],
 ) {
     let matched = std::str::from_utf8(request.origin)
@@ -367,7 +367,7 @@ pub fn check_edits(
                 check_acao(policy, request, v, matched);
             }
         }
-        if matches!(plan, ResponsePlan::Deny) && name.starts_with("access-control-") {
+        if matches!(plan, Grant::Deny) && name.starts_with("access-control-") {
             assert!(value.is_none(), "a refused response gets {name}");
         }
     }

@@ -3,7 +3,7 @@
 //! (a `StringValue`, also what Istio sends) or as protobuf `Struct` wire bytes (inline YAML in
 //! Envoy 1.40); the two are told apart by content.
 
-use crate::json::{child, expected, Fields, JsonError};
+use crate::fields::{child, expected, Fields, JsonError};
 use crate::policy::Policy;
 use crate::structpb;
 use serde_json::Value;
@@ -88,7 +88,7 @@ impl Config {
                     "requests_without_origin",
                     format!(
                         "expected \"cache_safe\" or \"pass\", found {}",
-                        crate::json_text::render(other)
+                        crate::fields::render(other)
                     ),
                 ))
             }
@@ -140,7 +140,7 @@ impl Config {
 /// Empty bytes are an empty configuration.
 pub fn decode(bytes: &[u8]) -> Result<Value, JsonError> {
     let json = || {
-        crate::json_text::parse(bytes)
+        serde_json::from_slice::<Value>(bytes)
             .map_err(|e| JsonError::new("", format!("configuration is not valid JSON: {e}")))
     };
     let structpb = || {

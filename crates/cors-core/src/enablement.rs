@@ -2,7 +2,7 @@
 //! read Envoy's runtime, so `runtime_key` is accepted (configs paste unchanged) and
 //! `default_value` is what applies; a warning at configure time says so.
 
-use crate::json::{expected, Fields, JsonError};
+use crate::fields::{expected, Fields, JsonError};
 use serde_json::Value;
 
 const MILLION: u32 = 1_000_000;
@@ -27,7 +27,7 @@ impl Fraction {
         let mut fields = Fields::new(value, path)?;
         if let Some(key) = fields.optional_str("runtime_key")? {
             warnings.push(format!(
-                "{path}.runtime_key {key:?} is ignored: a Wasm filter cannot read Envoy's runtime; default_value applies"
+                "{path}.runtime_key {key:?} is ignored: the filter does not read Envoy's runtime; default_value applies"
             ));
         }
         let fraction = match fields.optional_object("default_value")? {
@@ -58,7 +58,7 @@ impl Fraction {
                             p.path_of("denominator"),
                             format!(
                                 "expected HUNDRED, TEN_THOUSAND or MILLION, found {}",
-                                crate::json_text::render(other)
+                                crate::fields::render(other)
                             ),
                         ))
                     }

@@ -1,4 +1,5 @@
-//! The CORS filter's pure logic, shared by every host (the proxy-wasm module, `cors-explain`):
+//! The CORS filter's pure logic, shared by every host (the proxy-wasm module, the native
+//! dynamic module, `cors-explain`):
 //! configuration parsing and validation, policy selection, origin matching, the preflight /
 //! actual decision, the response header edits and the counters. `pipeline` strings them
 //! together behind the `HostView` a host implements. No proxy-wasm, no I/O, no panics.
@@ -6,14 +7,13 @@
 pub mod config;
 pub mod decision;
 pub mod enablement;
-pub mod header_pairs;
+pub mod fields;
 pub mod headers;
-pub mod json;
-pub mod json_text;
 pub mod origin;
 pub mod pipeline;
 pub mod policy;
 pub mod presets;
+pub mod random;
 pub mod route_metadata;
 pub mod stats;
 pub mod string_match;

@@ -1,8 +1,9 @@
 //! One request through the filter, for every host (the proxy-wasm module, `cors-explain`, a
 //! native module): no `Origin` → nothing; policy selection (route metadata, then `routes`,
 //! then `virtual_hosts`, then `policy`); `filter_enabled` / `shadow_enabled`; the decision.
-//! A host implements `HostView` over its own calls and acts on the `Outcome`: it sends the
-//! reply, or remembers the `Forward` and applies `Forward::response_edits` to the response.
+//! A host implements `HostView` over its own calls and acts on the `Outcome`'s `Action`: it
+//! sends the reply, or remembers the `ResponsePlan` and applies its `response_edits` to the
+//! response.
 //!
 //! Requests without `Origin` are not CORS requests, but a cacheable one (`GET`, `HEAD`) still
 //! gets a response that caches cannot confuse (`requests_without_origin: cache_safe`, the
@@ -17,7 +18,8 @@
 //!    configuration has `routes` / `virtual_hosts`.
 
 use crate::config::{Config, Source, WithoutOrigin};
-use crate::decision::{self, Action, Denial, Kind, Request, ResponsePlan};
+pub use crate::decision::Action;
+use crate::decision::{self, Grant, Kind, Refusal, Request};
 use crate::headers::*;
 use crate::policy::Policy;
 use crate::route_metadata::{self, MetadataCache, MetadataPolicy};
@@ -76,62 +78,34 @@ pub enum Enforcement {
     Disabled,
 }
 
-/// The class of a refusal (what the counters and `cors-explain` name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    Origin,
-    Method,
-    Headers,
-    PrivateNetwork,
-}
-
-impl Refusal {
-    pub fn key(self) -> &'static str {
-        match self {
-            Refusal::Origin => "origin",
-            Refusal::Method => "method",
-            Refusal::Headers => "headers",
-            Refusal::PrivateNetwork => "private_network",
-        }
-    }
-}
-
 /// The decision on a CORS request, whether enforced or in shadow mode.
 #[derive(Debug)]
-pub struct Verdict {
+pub struct Verdict<'a> {
     pub kind: Kind,
-    pub refusal: Option<Refusal>,
+    pub refusal: Option<Refusal<'a>>,
     /// The counter to bump (`stats::names()` order).
     pub counter: usize,
     /// Why it was refused: when the host wants reasons or the policy sends `x-cors-reason`.
     pub reason: Option<String>,
 }
 
-/// What the host must do.
-#[derive(Debug)]
-pub enum Step<'a> {
-    /// Nothing: the request and its response pass untouched.
-    Pass,
-    /// Answer now with this status and these headers; the request goes no further.
-    Reply {
-        status: u32,
-        headers: Vec<(&'static str, Cow<'a, str>)>,
-    },
-    /// Let the request through; apply `Forward::response_edits` to whatever response comes.
-    Forward(Forward),
-}
-
 /// What the response phase needs, owned: hosts keep it from the request to the response.
 #[derive(Debug)]
-pub struct Forward {
+pub struct ResponsePlan {
     pub policy: Arc<Policy>,
-    pub plan: ResponsePlan,
+    pub grant: Grant,
     pub origin: Vec<u8>,
     /// `x-cors-reason` for a refused request, when the policy asks for it.
     pub reason: Option<String>,
 }
 
-impl Forward {
+impl ResponsePlan {
+    /// Whether `response_edits` looks at a response header (lower-case name): the CORS headers
+    /// and `Vary`. Hosts hand it only those.
+    pub fn reads(name: &[u8]) -> bool {
+        name.starts_with(b"access-control-") || name == VARY.as_bytes()
+    }
+
     /// The header edits for the response: `(name, Some(value))` sets, `(name, None)` removes.
     /// `existing` needs only the response's CORS headers and `Vary` (lower-case names).
     pub fn response_edits<N: AsRef<[u8]>, V: AsRef<[u8]>>(
@@ -139,7 +113,7 @@ impl Forward {
         existing: &[(N, V)],
     ) -> Vec<(&'static str, Option<Cow<'_, [u8]>>)> {
         decision::response_edits(
-            self.plan,
+            self.grant,
             &self.policy,
             &self.origin,
             self.reason.as_deref(),
@@ -162,8 +136,9 @@ pub struct Outcome<'a> {
     /// `None` when no policy applies.
     pub enforcement: Option<Enforcement>,
     /// `None` when nothing was decided (no policy, or disabled).
-    pub verdict: Option<Verdict>,
-    pub step: Step<'a>,
+    pub verdict: Option<Verdict<'a>>,
+    /// What the host does: pass, answer now, or forward and apply the `ResponsePlan`.
+    pub action: Action<'a, ResponsePlan>,
     /// Lines for the host's log: an invalid route-metadata policy on first sight (error), its
     /// warnings, and a refusal's reason when the host wants reasons (debug).
     pub logs: Vec<(LogLevel, String)>,
@@ -203,12 +178,12 @@ pub fn on_request<V: HostView, R>(
     };
     let decision = decision::decide(&policy, &request);
     let shadow = enforcement == Enforcement::Shadow;
-    let explain = decision.denial.is_some()
+    let explain = decision.refusal.is_some()
         && (view.wants_reason() || (policy.debug_reason_header && !shadow));
     let reason = decision
-        .denial
+        .refusal
         .filter(|_| explain)
-        .map(|denial| decision::reason(&policy, &request, denial));
+        .map(|refusal| decision::reason(&policy, &request, refusal));
     if let (Some(reason), true) = (&reason, view.wants_reason()) {
         let mode = if shadow {
             " (shadow mode: not enforced)"
@@ -219,29 +194,30 @@ pub fn on_request<V: HostView, R>(
     }
     let verdict = Verdict {
         kind: decision.kind,
-        refusal: decision.denial.map(refusal),
-        counter: stats::index(decision.kind, decision.denial, shadow),
+        refusal: decision.refusal,
+        counter: stats::index(decision.kind, decision.refusal, shadow),
         reason,
     };
     let enforcement = Some(enforcement);
     let verdict = Some(verdict);
     // Each arm hands over its own outcome: a reply borrows the origin, a forward takes it.
     match decision.action {
+        Action::Pass => act(outcome(selected, enforcement, logs)),
         _ if shadow => act(Outcome {
             selected,
             enforcement,
             verdict,
-            step: Step::Pass,
+            action: Action::Pass,
             logs,
         }),
         Action::Reply { status, headers } => act(Outcome {
             selected,
             enforcement,
             verdict,
-            step: Step::Reply { status, headers },
+            action: Action::Reply { status, headers },
             logs,
         }),
-        Action::Forward(response_plan) => {
+        Action::Forward(grant) => {
             let reason = verdict
                 .as_ref()
                 .and_then(|v| v.reason.clone())
@@ -250,9 +226,9 @@ pub fn on_request<V: HostView, R>(
                 selected,
                 enforcement,
                 verdict,
-                step: Step::Forward(Forward {
+                action: Action::Forward(ResponsePlan {
                     policy,
-                    plan: response_plan,
+                    grant,
                     origin: origin.to_vec(),
                     reason,
                 }),
@@ -285,18 +261,18 @@ fn without_origin<V: HostView, R>(
         // Shadow mode changes nothing, and neither does a disabled policy.
         enforcement => return act(outcome(selected, enforcement.map(|(_, e)| e), logs)),
     };
-    let plan = if policy.origins.allows_any() && !policy.allow_credentials {
-        ResponsePlan::Allow { echo_origin: false }
+    let grant = if policy.origins.allows_any() && !policy.allow_credentials {
+        Grant::Allow { echo_origin: false }
     } else {
-        ResponsePlan::Deny
+        Grant::Deny
     };
     act(Outcome {
         selected,
         enforcement: Some(Enforcement::Enforced),
         verdict: None,
-        step: Step::Forward(Forward {
+        action: Action::Forward(ResponsePlan {
             policy,
-            plan,
+            grant,
             origin: Vec::new(),
             reason: None,
         }),
@@ -335,17 +311,8 @@ fn outcome(
         selected,
         enforcement,
         verdict: None,
-        step: Step::Pass,
+        action: Action::Pass,
         logs,
-    }
-}
-
-fn refusal(denial: Denial) -> Refusal {
-    match denial {
-        Denial::Origin => Refusal::Origin,
-        Denial::Method(_) => Refusal::Method,
-        Denial::Header(_) | Denial::RequestHeadersOverLimit => Refusal::Headers,
-        Denial::PrivateNetwork => Refusal::PrivateNetwork,
     }
 }
 

@@ -4,7 +4,7 @@
 //! headers will carry. Forbidden combinations are refused in `check_combinations`.
 
 use crate::enablement::Fraction;
-use crate::json::{child, expected, Fields, JsonError};
+use crate::fields::{child, expected, Fields, JsonError};
 use crate::origin::AllowOrigin;
 use crate::presets;
 use crate::string_match::StringMatcher;
@@ -13,7 +13,7 @@ use serde_json::Value;
 
 #[derive(Debug)]
 pub struct Policy {
-    /// Where the policy was written (`routes.api`, `policy`, …), for denial reasons.
+    /// Where the policy was written (`routes.api`, `policy`, …), for refusal reasons.
     pub name: String,
     pub origins: AllowOrigin,
     pub methods: TokenList,
@@ -266,7 +266,7 @@ fn parse_max_age(v: &Value, path: &str) -> Result<u32, JsonError> {
             path,
             format!(
                 "expected a non-negative number of seconds, found {}",
-                crate::json_text::render(v)
+                crate::fields::render(v)
             ),
         )
     };

@@ -15,7 +15,7 @@
 //!   2026-07-28 revision) and "Authorization" (`Authorization:
 //!   Bearer`, `WWW-Authenticate` with `resource_metadata` on a 401).
 
-use crate::json::{expected, JsonError};
+use crate::fields::{expected, JsonError};
 use crate::token_list::TokenList;
 use serde_json::Value;
 

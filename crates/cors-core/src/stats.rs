@@ -1,9 +1,8 @@
-//! The filter's counters. They are kept in plain memory per request (no host call on the
-//! request path) and flushed to Envoy's stats by the root context's timer, where they appear
-//! as `wasmcustom.cors.<kind>.<verdict>` (and `wasmcustom.cors.shadow.…` in shadow mode).
+//! The filter's counters: one per mode, kind and verdict, named `cors.<kind>.<verdict>` (and
+//! `cors.shadow.…` in shadow mode). Each host defines them under its own prefix
+//! (`wasmcustom.`, `dynamicmodulescustom.`) and bumps the one `index` names.
 
-use crate::decision::{Denial, Kind};
-use std::cell::Cell;
+use crate::decision::{Kind, Refusal};
 
 const VERDICTS: [&str; 5] = [
     "allowed",
@@ -17,13 +16,13 @@ const MODES: [&str; 2] = ["cors", "cors.shadow"];
 pub const COUNTERS: usize = MODES.len() * KINDS.len() * VERDICTS.len();
 
 /// The counter for one decision.
-pub fn index(kind: Kind, denial: Option<Denial>, shadow: bool) -> usize {
-    let verdict = match denial {
+pub fn index(kind: Kind, refusal: Option<Refusal>, shadow: bool) -> usize {
+    let verdict = match refusal {
         None => 0,
-        Some(Denial::Origin) => 1,
-        Some(Denial::Method(_)) => 2,
-        Some(Denial::Header(_) | Denial::RequestHeadersOverLimit) => 3,
-        Some(Denial::PrivateNetwork) => 4,
+        Some(Refusal::Origin) => 1,
+        Some(Refusal::Method(_)) => 2,
+        Some(Refusal::Header(_) | Refusal::RequestHeadersOverLimit) => 3,
+        Some(Refusal::PrivateNetwork) => 4,
     };
     let kind = match kind {
         Kind::Preflight => 0,
@@ -41,28 +40,6 @@ pub fn names() -> impl Iterator<Item = String> {
     })
 }
 
-/// Counts not yet handed to Envoy.
-#[derive(Default)]
-pub struct Pending {
-    counts: [Cell<u64>; COUNTERS],
-}
-
-impl Pending {
-    pub fn count(&self, index: usize) {
-        if let Some(c) = self.counts.get(index) {
-            c.set(c.get() + 1);
-        }
-    }
-
-    /// Takes every non-zero count, resetting it.
-    pub fn drain(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
-        self.counts
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| Some((i, c.replace(0))).filter(|(_, n)| *n > 0))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,17 +53,12 @@ mod tests {
             "cors.preflight.allowed"
         );
         assert_eq!(
-            names[index(Kind::Actual, Some(Denial::Origin), false)],
+            names[index(Kind::Actual, Some(Refusal::Origin), false)],
             "cors.actual.denied_origin"
         );
         assert_eq!(
-            names[index(Kind::Preflight, Some(Denial::Header(b"x")), true)],
+            names[index(Kind::Preflight, Some(Refusal::Header(b"x")), true)],
             "cors.shadow.preflight.denied_headers"
         );
-        let p = Pending::default();
-        p.count(3);
-        p.count(3);
-        assert_eq!(p.drain().collect::<Vec<_>>(), [(3, 2)]);
-        assert_eq!(p.drain().count(), 0);
     }
 }

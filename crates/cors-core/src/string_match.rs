@@ -2,7 +2,7 @@
 //! `safe_regex`, with `ignore_case`), as used by `allow_origin_string_match`. Regular
 //! expressions are compiled once, anchored at both ends (Envoy's `safe_regex` is a full match).
 
-use crate::json::{Fields, JsonError};
+use crate::fields::{Fields, JsonError};
 use regex_lite::{Regex, RegexBuilder};
 use serde_json::Value;
 

@@ -3,8 +3,8 @@
 //! means "any", which for methods and headers is answered by mirroring the request (the only
 //! form that also works with credentials). The header value is rendered once, at configure time.
 
+use crate::fields::{expected, JsonError};
 use crate::headers::{is_token, list_items};
-use crate::json::{expected, JsonError};
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@
 )]
 
 use cors_core::config::Config;
-use cors_core::decision::{decide, reason, response_edits, Action, Denial, Request, ResponsePlan};
+use cors_core::decision::{decide, reason, response_edits, Action, Grant, Refusal, Request};
 use cors_core::policy::Policy;
 use proptest::prelude::*;
 use proptest::test_runner::Config as PropConfig;
@@ -60,10 +60,10 @@ fn check_everything(
 ) -> Result<(), TestCaseError> {
     let d = decide(policy, request);
     if !matched(policy, request.origin) {
-        prop_assert_eq!(d.denial, Some(Denial::Origin));
+        prop_assert_eq!(d.refusal, Some(Refusal::Origin));
     }
-    if let Some(denial) = d.denial {
-        let r = reason(policy, request, denial);
+    if let Some(refusal) = d.refusal {
+        let r = reason(policy, request, refusal);
         prop_assert!(valid_header_value(r.as_bytes()), "reason {:?}", r);
     }
     match &d.action {
@@ -94,21 +94,21 @@ fn check_everything(
                 ),
             }
             if *status == 403 {
-                prop_assert!(d.denial.is_some());
+                prop_assert!(d.refusal.is_some());
             }
         }
-        Action::Forward(plan) => {
+        Action::Forward(grant) => {
             let why = d
-                .denial
+                .refusal
                 .filter(|_| policy.debug_reason_header)
                 .map(|x| reason(policy, request, x));
-            let edits = response_edits(*plan, policy, request.origin, why.as_deref(), upstream);
+            let edits = response_edits(*grant, policy, request.origin, why.as_deref(), upstream);
             for (name, value) in &edits {
                 if let Some(v) = value {
                     prop_assert!(valid_header_value(v), "{}: {:?}", name, v);
                     if *name == "access-control-allow-origin" {
                         check_acao(policy, request.origin, v)?;
-                    } else if *plan == ResponsePlan::Deny {
+                    } else if *grant == Grant::Deny {
                         prop_assert!(
                             !name.starts_with("access-control-"),
                             "{} on a refusal",
@@ -120,8 +120,9 @@ fn check_everything(
             let acao_set = edits
                 .iter()
                 .any(|(n, v)| *n == "access-control-allow-origin" && v.is_some());
-            prop_assert_eq!(acao_set, matches!(plan, ResponsePlan::Allow { .. }));
+            prop_assert_eq!(acao_set, matches!(grant, Grant::Allow { .. }));
         }
+        Action::Pass => prop_assert!(false, "decide never passes a CORS request through"),
     }
     Ok(())
 }
@@ -573,7 +574,7 @@ proptest! {
             ] {
                 let d = decide(&policy, &request);
                 prop_assert_eq!(
-                    d.denial != Some(Denial::Origin), want,
+                    d.refusal != Some(Refusal::Origin), want,
                     "origin {:?} entries {:?} credentials {}", String::from_utf8_lossy(origin), entries, credentials
                 );
                 check_everything(&policy, &request, &[])?;
@@ -629,8 +630,8 @@ fn hostile_origins_are_never_echoed_by_a_loose_matcher() {
             ..Default::default()
         };
         assert_eq!(
-            decide(&policy, &r).denial,
-            Some(Denial::Origin),
+            decide(&policy, &r).refusal,
+            Some(Refusal::Origin),
             "{origin:?}"
         );
     }

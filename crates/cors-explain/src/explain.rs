@@ -10,7 +10,7 @@ use crate::routes::RouteTable;
 use cors_core::config::{Config, Source};
 use cors_core::decision::Kind;
 use cors_core::headers::*;
-use cors_core::pipeline::{self, Enforcement, HostView, Selected, Step};
+use cors_core::pipeline::{self, Action, Enforcement, HostView, Selected};
 use cors_core::policy::Policy;
 use cors_core::route_metadata::MetadataCache;
 use cors_core::stats;
@@ -304,11 +304,11 @@ pub fn explain(
             outcome: Outcome::PassedThrough,
             forwarded: true,
             status: None,
-            denial: outcome
+            refusal: outcome
                 .verdict
                 .as_ref()
                 .and_then(|v| v.refusal)
-                .map(|r| r.key()),
+                .map(|r| r.class()),
             reason: outcome.verdict.as_ref().and_then(|v| v.reason.clone()),
             counter: outcome.verdict.as_ref().and_then(|v| {
                 stats::names()
@@ -329,10 +329,10 @@ pub fn explain(
                 .filter(|(level, _)| *level == pipeline::LogLevel::Warn)
                 .map(|(_, line)| format!("warning: {line}")),
         );
-        let refused = ex.denial.is_some();
-        match outcome.step {
-            Step::Pass => {}
-            Step::Reply { status, headers } => {
+        let refused = ex.refusal.is_some();
+        match outcome.action {
+            Action::Pass => {}
+            Action::Reply { status, headers } => {
                 ex.forwarded = false;
                 ex.status = Some(status);
                 ex.headers = headers
@@ -345,13 +345,13 @@ pub fn explain(
                     Outcome::AnsweredPreflight
                 };
             }
-            Step::Forward(forward) => {
+            Action::Forward(plan) => {
                 let existing: Vec<(String, &[u8])> = input
                     .upstream_headers
                     .iter()
                     .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes()))
                     .collect();
-                for (name, value) in forward.response_edits(&existing) {
+                for (name, value) in plan.response_edits(&existing) {
                     let value = value.map(|v| String::from_utf8_lossy(&v).into_owned());
                     ex.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
                     if let Some(v) = &value {
@@ -434,7 +434,7 @@ fn policy_notes(ex: &mut Explanation, policy: &Policy, input: &Input, origin: &s
         ex.notes
             .push("Access-Control-Request-* headers are only read on OPTIONS requests".into());
     }
-    if ex.denial == Some("origin") {
+    if ex.refusal == Some("origin") {
         ex.notes.extend(
             origin_hints(policy, origin)
                 .into_iter()

@@ -43,7 +43,7 @@ pub struct Explanation {
     pub forwarded: bool,
     /// The filter's own reply status; `None` when the upstream answers.
     pub status: Option<u32>,
-    pub denial: Option<&'static str>,
+    pub refusal: Option<&'static str>,
     pub reason: Option<String>,
     pub counter: Option<String>,
     pub shadow: bool,
@@ -74,7 +74,7 @@ impl Explanation {
             "decision": self.outcome.key(),
             "forwarded": self.forwarded,
             "status": self.status,
-            "denial": self.denial,
+            "refusal": self.refusal,
             "reason": self.reason,
             "counter": self.counter,
             "shadow": self.shadow,

@@ -5,7 +5,7 @@
 
 use crate::routes::RouteTable;
 use cors_core::config::Config;
-use cors_core::json::JsonError;
+use cors_core::fields::JsonError;
 use cors_core::structpb::encode::encode_struct;
 use serde_json::Value;
 use std::fmt;

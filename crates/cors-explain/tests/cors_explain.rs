@@ -179,7 +179,7 @@ fn refused_origin_names_the_field_and_the_reason_header_shows_it() {
     ]);
     let reason = "origin https://app.example/ is not in routes.api.allow_origins";
     assert_eq!(ex["decision"], "refused");
-    assert_eq!(ex["denial"], "origin");
+    assert_eq!(ex["refusal"], "origin");
     assert_eq!(ex["reason"], reason);
     assert_eq!(ex["selected_by"]["key"], "api");
     assert_eq!(header(&ex, "x-cors-reason"), Some(reason));
@@ -211,7 +211,7 @@ fn near_miss_origins_get_a_hint() {
         ),
     ] {
         let ex = json(&[&config(), "--origin", origin]);
-        assert_eq!(ex["denial"], "origin");
+        assert_eq!(ex["refusal"], "origin");
         let notes = ex["notes"].to_string();
         assert!(notes.contains(hint), "{origin}: {notes}");
     }
@@ -592,7 +592,7 @@ fn a_refused_port_of_a_listed_host_gets_the_any_port_hint() {
         r#"{"policy": {"allow_origins": ["http://localhost:3000"]}}"#,
     );
     let ex = json(&[c.to_str().unwrap(), "--origin", "http://localhost:5173"]);
-    assert_eq!(ex["denial"], "origin");
+    assert_eq!(ex["refusal"], "origin");
     let notes = ex["notes"].to_string();
     assert!(
         notes.contains("http://localhost:* would be allowed"),

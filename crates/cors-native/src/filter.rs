@@ -1,11 +1,12 @@
 //! The filter over the ABI: a configuration per `filter_config`, a filter per stream that runs
-//! `cors_core::pipeline` on the request headers, acts on its `Outcome`, keeps the `Forward` and
+//! `cors_core::pipeline` on the request headers, acts on its `Outcome`, keeps the `ResponsePlan` and
 //! applies its edits to whatever response comes (the upstream's, a later filter's local reply,
 //! or, unlike Wasm, an earlier filter's local reply).
 
 use crate::abi::{self, Attribute, ConfigHandle, HeaderMap, LogLevel, Stream};
 use cors_core::config::Config;
-use cors_core::pipeline::{self, Forward, HostView, LogLevel as PipelineLogLevel, Step};
+use cors_core::pipeline::{self, Action, HostView, LogLevel as PipelineLogLevel, ResponsePlan};
+use cors_core::random::Xorshift;
 use cors_core::route_metadata::MetadataCache;
 use cors_core::stats;
 use std::cell::{Cell, RefCell};
@@ -59,15 +60,8 @@ thread_local! {
     /// module reads no metadata bytes: the cache only remembers which routes' unreadable
     /// metadata was logged already, shared by the configurations a worker runs.
     static METADATA: MetadataCache = MetadataCache::default();
-    /// xorshift64 state for partial `filter_enabled` / `shadow_enabled`.
-    static RANDOM: Cell<u64> = Cell::new(seed());
-}
-
-fn seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64);
-    nanos | 1
+    /// For partial `filter_enabled` / `shadow_enabled`.
+    static RANDOM: Xorshift = Xorshift::from_clock();
 }
 
 /// One HTTP stream.
@@ -77,7 +71,7 @@ pub struct Filter<'c> {
     /// `on_response_headers`).
     decided: Cell<bool>,
     /// Decided on the request, applied to the response.
-    forward: RefCell<Option<Forward>>,
+    plan: RefCell<Option<ResponsePlan>>,
 }
 
 /// Where the pipeline runs: in the request hook it may answer; in the response hook only the
@@ -93,7 +87,7 @@ impl<'c> Filter<'c> {
         Filter {
             config,
             decided: Cell::new(false),
-            forward: RefCell::new(None),
+            plan: RefCell::new(None),
         }
     }
 
@@ -102,7 +96,7 @@ impl<'c> Filter<'c> {
         self.decide(stream, Phase::Request)
     }
 
-    /// Applies the `Forward`'s edits to the response headers, whoever produced them. When an
+    /// Applies the `ResponsePlan`'s edits to the response headers, whoever produced them. When an
     /// earlier filter answered the request (a jwt_authn 401), the request hook never ran:
     /// the pipeline runs now (request headers are still readable here, unlike in Wasm), and an
     /// actual request's response gets its CORS headers. A preflight answered that way fails in
@@ -111,17 +105,17 @@ impl<'c> Filter<'c> {
         if !self.decided.get() {
             self.decide(stream, Phase::Response);
         }
-        let forward = self.forward.borrow();
-        let Some(forward) = forward.as_ref() else {
+        let plan = self.plan.borrow();
+        let Some(plan) = plan.as_ref() else {
             return;
         };
         let edits = {
             let existing: Vec<(&[u8], &[u8])> = stream
                 .headers(HeaderMap::Response)
                 .into_iter()
-                .filter(|(n, _)| n.starts_with(b"access-control-") || *n == b"vary")
+                .filter(|(n, _)| ResponsePlan::reads(n))
                 .collect();
-            forward.response_edits(&existing)
+            plan.response_edits(&existing)
         };
         for (name, value) in edits {
             stream.set_header(HeaderMap::Response, name, value.as_deref());
@@ -129,12 +123,12 @@ impl<'c> Filter<'c> {
     }
 
     /// One pass of the pipeline: logs, counts, answers (request phase only) or keeps the
-    /// `Forward`. Returns the request-headers status.
+    /// `ResponsePlan`. Returns the request-headers status.
     fn decide(&self, stream: &Stream, phase: Phase) -> u32 {
         self.decided.set(true);
         let config = self.config;
         let view = NativeView { stream };
-        let (status, forward) = METADATA.with(|metadata| {
+        let (status, plan) = METADATA.with(|metadata| {
             pipeline::on_request(&config.config, metadata, &view, |outcome| {
                 for (level, line) in &outcome.logs {
                     let level = match level {
@@ -151,20 +145,20 @@ impl<'c> Filter<'c> {
                 {
                     stream.increment_counter(*id);
                 }
-                match outcome.step {
-                    Step::Pass => (abi::CONTINUE, None),
-                    Step::Reply { .. } if phase == Phase::Response => (abi::CONTINUE, None),
-                    Step::Reply { status, headers } => {
+                match outcome.action {
+                    Action::Pass => (abi::CONTINUE, None),
+                    Action::Reply { .. } if phase == Phase::Response => (abi::CONTINUE, None),
+                    Action::Reply { status, headers } => {
                         let headers: Vec<(&str, &[u8])> =
                             headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
                         stream.answer(status, &headers);
                         (abi::STOP_ITERATION, None)
                     }
-                    Step::Forward(forward) => (abi::CONTINUE, Some(forward)),
+                    Action::Forward(plan) => (abi::CONTINUE, Some(plan)),
                 }
             })
         });
-        *self.forward.borrow_mut() = forward;
+        *self.plan.borrow_mut() = plan;
         status
     }
 }
@@ -207,14 +201,7 @@ impl HostView for NativeView<'_, '_> {
     }
 
     fn random(&self) -> u32 {
-        RANDOM.with(|state| {
-            let mut x = state.get();
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            state.set(x);
-            (x >> 32) as u32
-        })
+        RANDOM.with(Xorshift::next_u32)
     }
 
     fn wants_reason(&self) -> bool {

@@ -107,10 +107,10 @@ fn no_origin() -> CountingHost {
 /// What a host does with an outcome, in host calls: the view's calls, then one for a reply,
 /// or (response phase) one read of the response headers and one per edit.
 fn host_calls(plan: &Plan, host: &CountingHost) -> (Vec<&'static str>, usize) {
-    let acting = run(plan, host, |outcome| match &outcome.step {
-        Step::Pass => 0,
-        Step::Reply { .. } => 1,
-        Step::Forward(forward) => {
+    let acting = run(plan, host, |outcome| match &outcome.action {
+        Action::Pass => 0,
+        Action::Reply { .. } => 1,
+        Action::Forward(forward) => {
             let existing: [(&[u8], &[u8]); 0] = [];
             1 + forward.response_edits(&existing).len()
         }
@@ -120,17 +120,17 @@ fn host_calls(plan: &Plan, host: &CountingHost) -> (Vec<&'static str>, usize) {
     (calls, total)
 }
 
-fn summary(plan: &Plan, host: &CountingHost) -> (String, Option<usize>, Option<Refusal>) {
+fn summary(plan: &Plan, host: &CountingHost) -> (String, Option<usize>, Option<&'static str>) {
     run(plan, host, |o| {
-        let step = match &o.step {
-            Step::Pass => "pass".to_owned(),
-            Step::Reply { status, .. } => format!("reply {status}"),
-            Step::Forward(f) => format!("forward {:?}", f.plan),
+        let step = match &o.action {
+            Action::Pass => "pass".to_owned(),
+            Action::Reply { status, .. } => format!("reply {status}"),
+            Action::Forward(f) => format!("forward {:?}", f.grant),
         };
         (
             step,
             o.verdict.as_ref().map(|v| v.counter),
-            o.verdict.and_then(|v| v.refusal),
+            o.verdict.and_then(|v| v.refusal).map(Refusal::class),
         )
     })
 }
@@ -166,8 +166,8 @@ fn a_cacheable_response_without_origin_gets_vary_origin_in_three_host_calls() {
         };
         // The request read, then the response read and the `Vary` edit.
         assert_eq!(host_calls(&plan, &host), (vec!["request_headers"], 3));
-        let edits = run(&plan, &no_origin(), |o| match o.step {
-            Step::Forward(f) => format!("{:?}", f.response_edits::<&[u8], &[u8]>(&[])),
+        let edits = run(&plan, &no_origin(), |o| match o.action {
+            Action::Forward(f) => format!("{:?}", f.response_edits::<&[u8], &[u8]>(&[])),
             other => format!("{other:?}"),
         });
         assert_eq!(edits, r#"[("vary", Some([79, 114, 105, 103, 105, 110]))]"#);
@@ -181,8 +181,8 @@ fn a_cacheable_response_without_origin_gets_vary_origin_in_three_host_calls() {
 #[test]
 fn a_policy_allowing_any_origin_without_credentials_answers_every_cacheable_response() {
     let plan = plan(json!({"policy": {"allow_origins": ["*"], "expose_headers": "x-total"}}));
-    let edits = run(&plan, &no_origin(), |o| match o.step {
-        Step::Forward(f) => f
+    let edits = run(&plan, &no_origin(), |o| match o.action {
+        Action::Forward(f) => f
             .response_edits::<&[u8], &[u8]>(&[])
             .into_iter()
             .map(|(n, v)| format!("{n}: {}", String::from_utf8_lossy(&v.unwrap_or_default())))
@@ -348,7 +348,7 @@ fn an_invalid_route_metadata_policy_turns_cors_off_and_is_logged_once() {
         };
         let logs = run(&plan, &host, |o| {
             assert!(matches!(o.selected, Selected::Invalid(_)));
-            assert!(matches!(o.step, Step::Pass));
+            assert!(matches!(o.action, Action::Pass));
             o.logs
         });
         let calls = host.calls.borrow().clone();
@@ -414,7 +414,7 @@ fn unreadable_route_metadata_turns_cors_off_on_its_route_and_is_logged_once_per_
         };
         let logs = on_request(&plan.config, &plan.metadata, &view, |o| {
             assert!(matches!(o.selected, Selected::Invalid(_)));
-            assert!(matches!(o.step, Step::Pass));
+            assert!(matches!(o.action, Action::Pass));
             o.logs
         });
         let calls = view.host.calls.borrow().clone();
@@ -446,7 +446,7 @@ fn without_metadata_in_the_namespace_a_partial_metadata_host_selects_as_usual() 
         namespace_in_use: Some("elsewhere"),
     };
     let step = on_request(&plan.config, &plan.metadata, &view, |o| {
-        matches!(o.step, Step::Forward(_))
+        matches!(o.action, Action::Forward(_))
     });
     assert!(step, "the default policy applies");
     assert_eq!(
@@ -462,7 +462,7 @@ fn shadow_mode_decides_and_counts_but_passes() {
         "shadow_enabled": {"default_value": {"numerator": 100}}}}));
     let (step, counter, refusal) = summary(&plan, &preflight("https://evil.com"));
     assert_eq!(step, "pass");
-    assert_eq!(refusal, Some(Refusal::Origin));
+    assert_eq!(refusal, Some("origin"));
     let name = stats::names().nth(counter.unwrap()).unwrap();
     assert_eq!(name, "cors.shadow.preflight.denied_origin");
 }
@@ -500,8 +500,8 @@ fn reasons_are_built_only_when_someone_reads_them() {
             ..actual("https://evil.com")
         };
         run(plan, &host, |o| {
-            let forwarded = match &o.step {
-                Step::Forward(f) => f.reason.clone(),
+            let forwarded = match &o.action {
+                Action::Forward(f) => f.reason.clone(),
                 _ => None,
             };
             (o.verdict.and_then(|v| v.reason), forwarded, o.logs.len())

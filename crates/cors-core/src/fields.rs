@@ -40,6 +40,19 @@ pub fn child(path: &str, key: &str) -> String {
 }
 
 /// The name of a JSON value's type, for "expected X, found Y" messages.
+/// A value as JSON text for an error message ("found -5", "found \"TEN\""), cut with "…" past
+/// 120 characters so that a huge value cannot flood the log.
+pub fn render(value: &Value) -> String {
+    let text = value.to_string();
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(119).collect();
+    if chars.nth(1).is_some() {
+        format!("{head}…")
+    } else {
+        text
+    }
+}
+
 pub fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
