@@ -45,6 +45,9 @@ pub enum WithoutOrigin {
 /// allocates nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source<'a> {
+    /// The route's own configuration for the filter (`typed_per_filter_config`; the most
+    /// specific of route, virtual host and route configuration): native build only.
+    PerRoute,
     /// A policy in the route's metadata, under this namespace.
     RouteMetadata(&'a str),
     Route(&'a str),
@@ -105,6 +108,12 @@ impl Config {
     }
 
     /// The request's route name is needed only when some policy is keyed by it.
+    /// Whether the policy can depend on the route a request takes (`routes`, route metadata):
+    /// then a host that can re-match the route judges a preflight by its actual request's.
+    pub fn selects_by_route(&self) -> bool {
+        self.needs_route_name() || self.metadata_namespace.is_some()
+    }
+
     pub fn needs_route_name(&self) -> bool {
         !self.routes.is_empty()
     }
@@ -131,6 +140,42 @@ impl Config {
         self.default
             .as_ref()
             .map(|_| (&self.default, Source::Default))
+    }
+}
+
+/// A per-route configuration (`typed_per_filter_config` with a `DynamicModuleFilterPerRoute`,
+/// native build): the policy of the routes it is attached to, over the filter-level selection.
+#[derive(Debug)]
+pub enum RouteConfig {
+    /// Empty (no `filter_config`, or `{}`, as Envoy Gateway attaches to enable the filter on a
+    /// route): the filter-level `routes`, `virtual_hosts` and `policy` decide.
+    Inherit,
+    /// `null`: CORS is off on these routes; requests pass untouched.
+    Off,
+    /// A policy in either vocabulary, presets included, exactly as under `policy`.
+    Policy(Arc<Policy>),
+}
+
+impl RouteConfig {
+    /// Parses a per-route `filter_config` (JSON text: Envoy hands a `Struct` over as JSON).
+    /// Field paths in errors and warnings start at the policy (`allow_origins[1]`).
+    pub fn from_bytes(bytes: &[u8], warnings: &mut Vec<String>) -> Result<RouteConfig, JsonError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(RouteConfig::Inherit);
+        }
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+            JsonError::new(
+                "",
+                format!("per-route configuration is not valid JSON: {e}"),
+            )
+        })?;
+        match value {
+            Value::Null => Ok(RouteConfig::Off),
+            Value::Object(ref fields) if fields.is_empty() => Ok(RouteConfig::Inherit),
+            value => Ok(RouteConfig::Policy(Arc::new(Policy::from_json(
+                &value, "", warnings,
+            )?))),
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! One request through the filter, for every host (the proxy-wasm module, `cors-explain`, a
-//! native module): no `Origin` → nothing; policy selection (route metadata, then `routes`,
+//! native module): no `Origin` → nothing; policy selection (a per-route configuration, route metadata, then `routes`,
 //! then `virtual_hosts`, then `policy`); `filter_enabled` / `shadow_enabled`; the decision.
 //! A host implements `HostView` over its own calls and acts on the `Outcome`'s `Action`: it
 //! sends the reply, or remembers the `ResponsePlan` and applies its `response_edits` to the
@@ -13,11 +13,12 @@
 //! path is a property of this module (pinned by the counting-view tests below):
 //! 1. `request_header`: its first call reads every request header at once (`origin`,
 //!    `:method`, the preflight headers); the only call for a request that needs nothing;
-//! 2. `route_metadata` (then `unreadable_route_metadata` when it gave nothing) when
+//! 2. `route_config` (a host with per-route configuration: the native module); then
+//!    `route_metadata` (then `unreadable_route_metadata` when it gave nothing) when
 //!    `route_metadata_namespace` is set; `route_name` / `virtual_host_name` only when the
 //!    configuration has `routes` / `virtual_hosts`.
 
-use crate::config::{Config, Source, WithoutOrigin};
+use crate::config::{Config, RouteConfig, Source, WithoutOrigin};
 pub use crate::decision::Action;
 use crate::decision::{self, Grant, Kind, Refusal, Request};
 use crate::headers::*;
@@ -45,6 +46,12 @@ pub trait HostView {
     /// Struct.) Such a route's policy counts as invalid: CORS is off there, logged once per
     /// route. Hosts that read the metadata whole keep this default, which calls nothing.
     fn unreadable_route_metadata(&self, _namespace: &str) -> Option<&'static str> {
+        None
+    }
+    /// The route's own configuration for the filter (`typed_per_filter_config`), for hosts that
+    /// have one (the native module): asked before anything else selects a policy. Hosts
+    /// without per-route configuration keep this default, which calls nothing.
+    fn route_config(&self) -> Option<&RouteConfig> {
         None
     }
     /// A uniformly distributed number; asked only for a partial `filter_enabled` or
@@ -238,6 +245,24 @@ pub fn on_request<V: HostView, R>(
     }
 }
 
+/// The `Access-Control-Request-Method` of a preflight (`OPTIONS` with `Origin` and a non-empty
+/// `Access-Control-Request-Method`), else `None`. A host that can match the route again (the
+/// native module) judges such a preflight by the route a request with this method takes, as
+/// the browser's actual request will; it asks only when `Config::selects_by_route` or a
+/// per-route configuration makes the route matter.
+pub fn preflight_method<V: HostView>(view: &V) -> Option<&[u8]> {
+    let request = Request {
+        method: view.request_header(":method")?,
+        origin: view.request_header(ORIGIN)?,
+        request_method: view.request_header(ACCESS_CONTROL_REQUEST_METHOD),
+        ..Request::default()
+    };
+    request
+        .is_preflight()
+        .then_some(request.request_method)
+        .flatten()
+}
+
 /// A request without `Origin`: nothing, unless its response may be cached (`GET`, `HEAD`) and
 /// the configuration keeps such responses cache-safe. Then the policy that a CORS request
 /// would get decides: a constant answer (any origin, no credentials) is sent as is; any other
@@ -316,14 +341,22 @@ fn outcome(
     }
 }
 
-/// Route metadata, then `routes[route name]`, then `virtual_hosts[virtual host name]`, then
-/// `policy`. Names are read only when the configuration keys on them.
+/// The route's own configuration (native), then route metadata, then `routes[route name]`,
+/// then `virtual_hosts[virtual host name]`, then `policy`. Names are read only when the
+/// configuration keys on them.
 fn select<'c>(
     config: &'c Config,
     metadata: &MetadataCache,
     view: &impl HostView,
     logs: &mut Vec<(LogLevel, String)>,
 ) -> Selected<'c> {
+    match view.route_config() {
+        Some(RouteConfig::Policy(policy)) => {
+            return Selected::Policy(policy.clone(), Source::PerRoute)
+        }
+        Some(RouteConfig::Off) => return Selected::Off(Source::PerRoute),
+        Some(RouteConfig::Inherit) | None => {}
+    }
     if let Some(namespace) = &config.metadata_namespace {
         match metadata_policy(metadata, namespace, view, logs) {
             MetadataPolicy::Absent => {}

@@ -207,6 +207,14 @@ fn selection(
         Selected::Off(source) | Selected::Policy(_, source) => *source,
     };
     let (name, key, mut why) = match source {
+        Source::PerRoute => (
+            "per_route",
+            None,
+            format!(
+                "route {:?} (or its virtual host) carries the filter's own typed_per_filter_config, which comes before the filter-level configuration (native build)",
+                loc.route.as_deref().unwrap_or("(unnamed)")
+            ),
+        ),
         Source::RouteMetadata(ns) => (
             "route_metadata",
             Some(ns.to_owned()),

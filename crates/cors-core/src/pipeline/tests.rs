@@ -14,6 +14,7 @@ struct CountingHost {
     route: Option<&'static str>,
     vhost: Option<&'static str>,
     metadata: Option<Vec<u8>>,
+    route_config: Option<RouteConfig>,
     random: u32,
     wants_reason: bool,
     calls: RefCell<Vec<&'static str>>,
@@ -51,6 +52,12 @@ impl HostView for CountingHost {
     fn route_metadata(&self) -> Option<Vec<u8>> {
         self.call("route_metadata");
         self.metadata.clone()
+    }
+    fn route_config(&self) -> Option<&RouteConfig> {
+        // A host without per-route configuration (Wasm) makes no call here.
+        let config = self.route_config.as_ref()?;
+        self.call("route_config");
+        Some(config)
     }
     fn random(&self) -> u32 {
         self.random
@@ -535,4 +542,93 @@ fn preflight_headers_are_ignored_on_other_methods() {
         summary(&plan, &host).0,
         "forward Allow { echo_origin: true }"
     );
+}
+
+fn route_config(value: Value) -> Option<RouteConfig> {
+    Some(RouteConfig::from_bytes(value.to_string().as_bytes(), &mut Vec::new()).unwrap())
+}
+
+#[test]
+fn a_per_route_policy_wins_over_every_filter_level_key() {
+    let plan = plan(json!({
+        "policy": {"allow_origins": ["https://a.com"]},
+        "routes": {"api": {"allow_origins": ["https://routes.com"]}},
+    }));
+    let host = CountingHost {
+        route: Some("api"),
+        route_config: route_config(json!({"allow_origins": ["https://b.com"]})),
+        ..preflight("https://b.com")
+    };
+    run(&plan, &host, |o| {
+        assert!(matches!(o.selected, Selected::Policy(_, Source::PerRoute)));
+        assert!(matches!(o.action, Action::Reply { status: 200, .. }));
+    });
+    // The route name is never read: the per-route configuration decided.
+    assert_eq!(*host.calls.borrow(), ["request_headers", "route_config"]);
+}
+
+#[test]
+fn a_null_per_route_config_turns_cors_off_and_an_empty_one_inherits() {
+    let plan = plan(json!({"routes": {"api": {"allow_origins": ["https://a.com"]}}}));
+    let off = CountingHost {
+        route: Some("api"),
+        route_config: route_config(Value::Null),
+        ..preflight("https://a.com")
+    };
+    run(&plan, &off, |o| {
+        assert!(matches!(o.selected, Selected::Off(Source::PerRoute)));
+        assert!(matches!(o.action, Action::Pass));
+    });
+    for empty in [Some(RouteConfig::Inherit), route_config(json!({})), None] {
+        let inherit = CountingHost {
+            route: Some("api"),
+            route_config: empty,
+            ..preflight("https://a.com")
+        };
+        run(&plan, &inherit, |o| {
+            assert!(matches!(
+                o.selected,
+                Selected::Policy(_, Source::Route("api"))
+            ));
+        });
+    }
+}
+
+#[test]
+fn a_bad_per_route_policy_is_refused_with_its_field_path() {
+    let error =
+        RouteConfig::from_bytes(br#"{"allow_origins": ["https://a.com/"]}"#, &mut Vec::new())
+            .unwrap_err()
+            .to_string();
+    assert!(error.starts_with("allow_origins[0]: "), "{error}");
+    let error = RouteConfig::from_bytes(b"{nope", &mut Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("per-route configuration is not valid JSON"),
+        "{error}"
+    );
+    assert!(matches!(
+        RouteConfig::from_bytes(b"  ", &mut Vec::new()),
+        Ok(RouteConfig::Inherit)
+    ));
+}
+
+#[test]
+fn preflight_method_is_the_requested_method_of_preflights_only() {
+    assert_eq!(
+        preflight_method(&preflight("https://a.com")),
+        Some(&b"PUT"[..])
+    );
+    assert_eq!(preflight_method(&actual("https://a.com")), None);
+    assert_eq!(preflight_method(&no_origin()), None);
+    let empty_request_method = CountingHost {
+        origin: Some("https://a.com"),
+        headers: vec![
+            (":method", "OPTIONS"),
+            ("access-control-request-method", ""),
+        ],
+        ..Default::default()
+    };
+    assert_eq!(preflight_method(&empty_request_method), None);
 }
