@@ -6,6 +6,9 @@ same upstream, one Envoy. Each request goes to three listeners:
 - `meta`: our filter with only `route_metadata_namespace: cors` as plugin config, each policy in its
   route's `metadata.filter_metadata.cors` (as an operator moving per-route CORS would write it).
 
+- `per_route` (native build): our filter with an empty plugin config, each policy in its route's
+  `typed_per_filter_config` (a `DynamicModuleFilterPerRoute`), where envoy_cors has its own.
+
 Ours runs in both builds (the Wasm module and the native one, our .so), one Envoy each; the native build
 has no `meta` listener: it cannot read policies from route metadata (docs/native.md).
 
@@ -161,6 +164,13 @@ def envoy_cors_route(name):
     return r
 
 
+def per_route_route(name):
+    r = plain_route(name)
+    if name in ALL_POLICIES:
+        r["typed_per_filter_config"] = {"cors": envoy.native_route_config(ALL_POLICIES[name])}
+    return r
+
+
 def metadata_route(name):
     r = plain_route(name)
     if name in ALL_POLICIES:
@@ -174,7 +184,7 @@ def vhost(routes):
 
 @pytest.fixture(scope="module")
 def proxies(build):
-    ours_names = ("ours", "meta") if build == "wasm" else ("ours",)
+    ours_names = ("ours", "meta") if build == "wasm" else ("ours", "per_route")
     ports = {k: envoy.free_port() for k in ("envoy_cors", *ours_names)}
     listeners = [
         envoy.listener("envoy_cors", ports["envoy_cors"], [envoy.envoy_cors_filter()],
@@ -182,6 +192,10 @@ def proxies(build):
         envoy.listener("ours", ports["ours"], [envoy.cors_filter(build, {"routes": ALL_POLICIES}, encoding="json")],
                        vhost([plain_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])),
     ]
+    if "per_route" in ours_names:
+        listeners.append(envoy.listener(
+            "per_route", ports["per_route"], [envoy.cors_filter(build, {}, encoding="json")],
+            vhost([per_route_route(n) for n in ROUTES + UPSTREAM_CORS_ROUTES])))
     if "meta" in ours_names:
         listeners.append(envoy.listener(
             "meta", ports["meta"], [envoy.cors_filter(build, {"route_metadata_namespace": "cors"}, encoding="json")],

@@ -121,6 +121,22 @@ def native_filter(configuration, encoding="struct", name="cors"):
     }
 
 
+def native_route_config(configuration, encoding="struct", filter_name="cors"):
+    """A `typed_per_filter_config` entry for the native build (`DynamicModuleFilterPerRoute`):
+    a policy, `None` (JSON `null`: CORS off there) or `{}` (inherit), as a Struct or JSON text.
+    `configuration=...` (Ellipsis) leaves `filter_config` out, as Envoy Gateway does."""
+    entry = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilterPerRoute",
+        "dynamic_module_config": {"name": "cors"},
+        "filter_name": filter_name,
+    }
+    if configuration is not ...:
+        if configuration is None:
+            encoding = "json"
+        entry["filter_config"] = plugin_configuration(configuration, encoding)
+    return entry
+
+
 # The two builds of the filter; suites that hold for both are parametrised over them.
 BUILDS = ("wasm", "native")
 

@@ -246,7 +246,7 @@ pub fn on_request<V: HostView, R>(
 }
 
 /// The `Access-Control-Request-Method` of a preflight (`OPTIONS` with `Origin` and a non-empty
-/// `Access-Control-Request-Method`), else `None`. A host that can match the route again (the
+/// `Access-Control-Request-Method`) when it is a token, as a method must be, else `None`. A host that can match the route again (the
 /// native module) judges such a preflight by the route a request with this method takes, as
 /// the browser's actual request will; it asks only when `Config::selects_by_route` or a
 /// per-route configuration makes the route matter.
@@ -261,6 +261,7 @@ pub fn preflight_method<V: HostView>(view: &V) -> Option<&[u8]> {
         .is_preflight()
         .then_some(request.request_method)
         .flatten()
+        .filter(|method| is_token(method))
 }
 
 /// A request without `Origin`: nothing, unless its response may be cached (`GET`, `HEAD`) and

@@ -6,10 +6,18 @@
 //! 1.40 in 1.40 and 1.41 only. `tests/test_native.py` checks that the 1.40.0 binary exports
 //! every callback this module imports.
 //!
-//! Every call into Envoy is in this module, behind a safe wrapper whose borrows encode the
-//! header's lifetime rules: what Envoy hands out lives until the end of the current hook, or
-//! until the module changes that header map.
+//! Every `unsafe` of the crate is in this module and `abi/hooks.rs` (the functions Envoy calls):
+//! each call into Envoy sits behind a safe wrapper whose borrows encode the header's lifetime
+//! rules (what Envoy hands out lives until the end of the current hook, or until the module
+//! changes that header map), and `Stream` implements the crate's safe `Host` over them. Each
+//! binding names the `abi.h` declaration it mirrors.
 
+pub mod hooks;
+
+use crate::filter::PerRoute;
+use crate::host::{Attribute, HeaderMap, Host};
+use cors_core::config::RouteConfig;
+use cors_core::pipeline::LogLevel;
 use std::ffi::{c_char, c_void, CStr};
 use std::marker::PhantomData;
 
@@ -107,34 +115,13 @@ fn module_header(name: &str, value: &[u8]) -> ModuleHttpHeader {
     }
 }
 
-/// `envoy_dynamic_module_type_http_header_type`.
-#[derive(Clone, Copy)]
-#[repr(u32)]
-pub enum HeaderMap {
-    Request = 0,
-    Response = 2,
-}
-
-/// `envoy_dynamic_module_type_log_level`.
-#[derive(Clone, Copy)]
-#[repr(u32)]
-pub enum LogLevel {
-    Debug = 1,
-    Warn = 3,
-    Error = 4,
-}
-
-/// `envoy_dynamic_module_type_on_http_filter_request_headers_status` (and the other `_status`
-/// enums, whose `Continue` is also 0).
-pub const CONTINUE: u32 = 0;
-pub const STOP_ITERATION: u32 = 1;
-
-/// `envoy_dynamic_module_type_attribute_id` values (position in the enum).
-#[derive(Clone, Copy)]
-#[repr(u32)]
-pub enum Attribute {
-    XdsRouteName = 61,
-    XdsVirtualHostName = 63,
+/// `envoy_dynamic_module_type_log_level`: Envoy's spdlog numbers (trace 0 … critical 5).
+fn envoy_log_level(level: LogLevel) -> u32 {
+    match level {
+        LogLevel::Debug => 1,
+        LogLevel::Warn => 3,
+        LogLevel::Error => 4,
+    }
 }
 
 /// `envoy_dynamic_module_type_metadata_source_Route`.
@@ -204,6 +191,10 @@ extern "C" {
         headers_vector_size: usize,
         end_stream: bool,
     );
+    fn envoy_dynamic_module_callback_http_clear_route_cache(filter_envoy_ptr: FilterEnvoyPtr);
+    fn envoy_dynamic_module_callback_get_most_specific_route_config(
+        filter_envoy_ptr: FilterEnvoyPtr,
+    ) -> ModulePtr;
     fn envoy_dynamic_module_callback_http_filter_get_attribute_string(
         filter_envoy_ptr: FilterEnvoyPtr,
         attribute_id: u32,
@@ -211,16 +202,21 @@ extern "C" {
     ) -> bool;
 }
 
-/// Logs through Envoy's `dynamic_modules` logger.
+/// Logs through Envoy's `dynamic_modules` logger (`envoy_dynamic_module_callback_log`).
 pub fn log(level: LogLevel, message: &str) {
     // SAFETY: Envoy reads the message during the call only.
-    unsafe { envoy_dynamic_module_callback_log(level as u32, ModuleBuffer::of(message.as_bytes())) }
+    unsafe {
+        envoy_dynamic_module_callback_log(
+            envoy_log_level(level),
+            ModuleBuffer::of(message.as_bytes()),
+        )
+    }
 }
 
-/// Whether Envoy would print a record at `level` (its level can change at run time).
+/// Whether Envoy would print a record at `level` (`envoy_dynamic_module_callback_log_enabled`).
 pub fn log_enabled(level: LogLevel) -> bool {
     // SAFETY: a plain query without pointers.
-    unsafe { envoy_dynamic_module_callback_log_enabled(level as u32) }
+    unsafe { envoy_dynamic_module_callback_log_enabled(envoy_log_level(level)) }
 }
 
 /// Envoy's side of a filter configuration, during `on_http_filter_config_new`.
@@ -271,9 +267,11 @@ impl Stream<'_> {
             hook: PhantomData,
         }
     }
+}
 
-    /// The first value of header `name` (lower-case).
-    pub fn header(&self, map: HeaderMap, name: &str) -> Option<&[u8]> {
+impl<'h> Host<'h> for Stream<'h> {
+    /// `envoy_dynamic_module_callback_http_get_header`, first value.
+    fn header(&self, map: HeaderMap, name: &str) -> Option<&[u8]> {
         let mut value = EnvoyBuffer::EMPTY;
         // SAFETY: live stream (`enter`); the key is read during the call; `value` is a valid
         // place; no count wanted (null).
@@ -292,8 +290,9 @@ impl Stream<'_> {
         found.then(|| unsafe { value.as_slice() })
     }
 
-    /// Every header of a map, as Envoy holds them (two calls: the count, then the pairs).
-    pub fn headers(&self, map: HeaderMap) -> Vec<(&[u8], &[u8])> {
+    /// `envoy_dynamic_module_callback_http_get_headers_size`, then
+    /// `envoy_dynamic_module_callback_http_get_headers`.
+    fn headers(&self, map: HeaderMap) -> Vec<(&[u8], &[u8])> {
         // SAFETY: live stream (`enter`), no pointers.
         let count =
             unsafe { envoy_dynamic_module_callback_http_get_headers_size(self.ptr, map as u32) };
@@ -329,8 +328,9 @@ impl Stream<'_> {
             .collect()
     }
 
-    /// Sets a header (replacing every value), or removes it (`None`).
-    pub fn set_header(&mut self, map: HeaderMap, name: &str, value: Option<&[u8]>) {
+    /// `envoy_dynamic_module_callback_http_set_header`: a null value removes the header, and
+    /// so does an empty one (Envoy removes a header set to an empty value).
+    fn set_header(&mut self, map: HeaderMap, name: &str, value: Option<&[u8]>) {
         let value = value.map_or(ModuleBuffer::NULL, ModuleBuffer::of);
         // SAFETY: live stream (`enter`); both buffers are read during the call. `&mut self`
         // ends every borrow of header bytes Envoy handed out before.
@@ -344,10 +344,10 @@ impl Stream<'_> {
         }
     }
 
-    /// Answers the request now with headers only, encoded straight back to the client (as
-    /// Envoy's own CORS filter answers preflights: no local-reply machinery). Takes `&self`:
-    /// request headers stay as they are, so bytes read from them may be in `headers`.
-    pub fn answer(&self, status: u32, headers: &[(&str, &[u8])]) {
+    /// `envoy_dynamic_module_callback_http_send_response_headers` with end of stream: encoded
+    /// straight back to the client (as Envoy's own CORS filter answers preflights: no
+    /// local-reply machinery).
+    fn answer(&mut self, status: u32, headers: &[(&str, &[u8])]) {
         let status = status.to_string();
         let mut raw: Vec<ModuleHttpHeader> = [(":status", status.as_bytes())]
             .iter()
@@ -365,9 +365,9 @@ impl Stream<'_> {
         }
     }
 
-    /// Answers the request with an empty local reply (Envoy's local-reply path: `details` is
-    /// the response-code detail it logs).
-    pub fn send_response(&self, status: u32, details: &str) {
+    /// `envoy_dynamic_module_callback_http_send_response`: an empty local reply (Envoy's
+    /// local-reply path: `details` is the response-code detail it logs).
+    fn send_response(&mut self, status: u32, details: &str) {
         // SAFETY: live stream (`enter`); no headers (null, 0); Envoy copies the empty body and
         // the details during the call.
         unsafe {
@@ -382,8 +382,8 @@ impl Stream<'_> {
         }
     }
 
-    /// A string attribute of the stream (route name, virtual host name).
-    pub fn attribute(&self, attribute: Attribute) -> Option<&[u8]> {
+    /// `envoy_dynamic_module_callback_http_filter_get_attribute_string`.
+    fn attribute(&self, attribute: Attribute) -> Option<&[u8]> {
         let mut value = EnvoyBuffer::EMPTY;
         // SAFETY: live stream (`enter`); `value` is a valid place.
         let found = unsafe {
@@ -397,10 +397,10 @@ impl Stream<'_> {
         found.then(|| unsafe { value.as_slice() })
     }
 
-    /// How many keys the route's `filter_metadata.<namespace>` has (0: none, or no route).
+    /// `envoy_dynamic_module_callback_http_get_metadata_keys_count` on the route's metadata.
     /// The values themselves are out of reach: the ABI reads them as scalars and lists of
     /// scalars by key, not as the Struct a policy is.
-    pub fn route_metadata_keys(&self, namespace: &str) -> usize {
+    fn route_metadata_keys(&self, namespace: &str) -> usize {
         // SAFETY: live stream (`enter`); the namespace is read during the call.
         unsafe {
             envoy_dynamic_module_callback_http_get_metadata_keys_count(
@@ -411,8 +411,8 @@ impl Stream<'_> {
         }
     }
 
-    /// Adds one to a counter defined by this stream's config.
-    pub fn increment_counter(&self, id: usize) {
+    /// `envoy_dynamic_module_callback_http_filter_increment_counter`, by one, without labels.
+    fn increment_counter(&self, id: usize) {
         // SAFETY: live stream (`enter`); `id` came from `define_counter` on the config that
         // created this stream's filter; no labels (null, 0).
         unsafe {
@@ -424,5 +424,29 @@ impl Stream<'_> {
                 1,
             );
         }
+    }
+
+    /// `envoy_dynamic_module_callback_get_most_specific_route_config`.
+    fn route_config(&self) -> Option<&'h RouteConfig> {
+        // SAFETY: live stream (`enter`), no other pointers.
+        let ptr = unsafe { envoy_dynamic_module_callback_get_most_specific_route_config(self.ptr) };
+        // SAFETY: a non-null result is a `PerRoute` that `per_route_config_new` made (this
+        // module's only per-route object); Envoy keeps it while the route table the stream
+        // holds lives, which outlasts the hook.
+        unsafe { ptr.cast::<PerRoute>().as_ref() }.map(PerRoute::config)
+    }
+
+    /// `envoy_dynamic_module_callback_http_clear_route_cache`.
+    fn clear_route_cache(&mut self) {
+        // SAFETY: live stream (`enter`), no other pointers.
+        unsafe { envoy_dynamic_module_callback_http_clear_route_cache(self.ptr) }
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        log(level, message);
+    }
+
+    fn log_enabled(&self, level: LogLevel) -> bool {
+        log_enabled(level)
     }
 }

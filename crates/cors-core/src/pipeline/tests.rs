@@ -631,4 +631,13 @@ fn preflight_method_is_the_requested_method_of_preflights_only() {
         ..Default::default()
     };
     assert_eq!(preflight_method(&empty_request_method), None);
+    let not_a_token = CountingHost {
+        origin: Some("https://a.com"),
+        headers: vec![
+            (":method", "OPTIONS"),
+            ("access-control-request-method", "P T"),
+        ],
+        ..Default::default()
+    };
+    assert_eq!(preflight_method(&not_a_token), None);
 }
