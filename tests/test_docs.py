@@ -140,8 +140,14 @@ def yaml_blocks(path):
 
 
 def plugin_configurations(node):
-    """Every inline plugin configuration (a Struct's `value`) in a parsed Envoy YAML fragment."""
+    """Every inline plugin configuration (a Struct's `value`) in a parsed Envoy YAML fragment; a
+    native per-route entry's policy as the plugin configuration `{policy: ...}` it would be."""
     if isinstance(node, dict):
+        if str(node.get("@type", "")).endswith(".DynamicModuleFilterPerRoute"):
+            entry = node.get("filter_config", {})
+            if entry.get("@type") == STRUCT_TYPE and entry.get("value"):
+                yield {"policy": entry["value"]}
+            return
         if node.get("@type") == STRUCT_TYPE and "value" in node:
             yield node["value"]
         for child in node.values():
