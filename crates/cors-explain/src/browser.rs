@@ -1,6 +1,11 @@
 //! What a browser concludes from a response: the Fetch standard's CORS check and CORS-preflight
 //! check, applied to the headers the filter would send. Failure messages follow Chrome's
-//! console wording, so that they can be matched with what a developer sees.
+//! console wording, so that they can be matched with what a developer sees. `conclude` applies
+//! them to an explained request, with and without credentials.
+
+use crate::input::Input;
+use crate::report::{BrowserConclusion, Explanation};
+use cors_core::headers::list_items;
 
 /// CORS-safelisted methods.
 const SAFELISTED_METHODS: [&str; 3] = ["GET", "HEAD", "POST"];
@@ -145,6 +150,71 @@ pub fn needs_preflight(method: &str, header_names: &[String]) -> bool {
                 "accept" | "accept-language" | "content-language" | "content-type"
             )
         })
+}
+
+/// The browser's conclusion, with and without credentials.
+pub fn conclude(ex: &Explanation, origin: &str, method: &str, input: &Input) -> BrowserConclusion {
+    let requested: Vec<String> = input
+        .request_headers
+        .as_deref()
+        .map(|h| {
+            list_items(h.as_bytes())
+                .map(|i| String::from_utf8_lossy(i).to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    let status = ex.status.or(input.upstream_status).unwrap_or(200);
+    let preflight = method == "OPTIONS"
+        && input
+            .request_method
+            .as_deref()
+            .is_some_and(|m| !m.is_empty());
+    if preflight {
+        let asked = input.request_method.as_deref().unwrap_or("");
+        let p = Preflight {
+            origin,
+            method: asked,
+            headers: requested,
+            private_network: input.private_network,
+        };
+        let judge = |credentials: bool| {
+            preflight_check(status, &ex.headers, &p, credentials)?;
+            match &ex.then {
+                Some(then) => cors_check(&then.headers, origin, credentials)
+                    .map(|()| format!("preflight passes; the actual {asked} request passes the CORS check: the page reads the response"))
+                    .map_err(|e| format!("preflight passes, but the actual {asked} request is blocked: {e}")),
+                None => Ok(format!("preflight passes; the browser sends the actual {asked} request")),
+            }
+        };
+        return BrowserConclusion {
+            what: format!("a preflight for {asked}, then the actual request"),
+            without_credentials: judge(false),
+            with_credentials: judge(true),
+        };
+    }
+    let judge = |credentials: bool| {
+        cors_check(&ex.headers, origin, credentials).map(|()| {
+            let exposed = ex
+                .headers
+                .iter()
+                .find(|(n, _)| n == "access-control-expose-headers")
+                .map(|(_, v)| v.as_str());
+            match exposed {
+                Some("*") if credentials => "the page reads the response (expose_headers \"*\" exposes nothing with credentials)".to_owned(),
+                Some(list) => format!("the page reads the response and the headers {list}"),
+                None => "the page reads the response (only CORS-safelisted response headers)".to_owned(),
+            }
+        })
+    };
+    let mut what = format!("an actual {method} request");
+    if needs_preflight(method, &requested) || method == "OPTIONS" {
+        what.push_str(" (a browser would preflight it first: explain that with --request-method)");
+    }
+    BrowserConclusion {
+        what,
+        without_credentials: judge(false),
+        with_credentials: judge(true),
+    }
 }
 
 #[cfg(test)]

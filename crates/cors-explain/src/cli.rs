@@ -17,7 +17,10 @@ usage:
   cors-explain --check CONFIG              (validate only: exit 0 valid, 1 invalid)
 
 CONFIG is a plugin configuration (JSON), or an Envoy config (YAML or JSON) from which the
-configuration of our Wasm filter is taken (a Struct or a StringValue), or an Istio WasmPlugin.
+configuration of our filter is taken (a Struct or a StringValue): the Wasm build's `Wasm`
+filter, or the native build's `DynamicModuleFilter` (module cors) with its per-route
+configurations; or an Istio WasmPlugin. The build's rules apply; a plugin configuration alone
+is explained as the Wasm build.
 
 request options:
   --method M               request method (default OPTIONS with --request-method, else GET)
@@ -171,7 +174,7 @@ fn with_config(path: &str, listener: Option<&str>, f: impl FnOnce(&Loaded) -> i3
             }
             f(&loaded)
         }
-        Err(e @ LoadError::Config(_)) => {
+        Err(e @ (LoadError::Config(_) | LoadError::Refused(_))) => {
             eprintln!("{e}");
             1
         }
@@ -212,7 +215,7 @@ fn check(path: &str) -> i32 {
 }
 
 fn single(loaded: &Loaded, input: &Input, json: bool) -> i32 {
-    match explain(&loaded.config, loaded.routes.as_ref(), input) {
+    match explain(loaded, input) {
         Ok(ex) if json => {
             println!("{}", ex.to_json(&loaded.source));
             0
@@ -257,11 +260,7 @@ fn batch(loaded: &Loaded, path: &str) -> i32 {
         let result = serde_json::from_str::<Value>(&line)
             .map_err(|e| e.to_string())
             .and_then(|v| {
-                let ex = explain(
-                    &loaded.config,
-                    loaded.routes.as_ref(),
-                    &Input::from_json(&v)?,
-                )?;
+                let ex = explain(loaded, &Input::from_json(&v)?)?;
                 let mut j = ex.to_json(&loaded.source);
                 if let (Some(id), Some(o)) = (v.get("id"), j.as_object_mut()) {
                     o.insert("id".into(), id.clone());

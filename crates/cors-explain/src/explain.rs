@@ -1,139 +1,326 @@
 //! One request through the filter's pipeline (`cors_core::pipeline`, the code the filter
 //! runs), with a view built from the command line and the Envoy config's route table, and the
 //! reasons spelled out: which key chose the policy, what was decided, what the response carries
-//! and what a browser concludes from it.
+//! and what a browser concludes from it. The build's rules apply (`Build`): where the other
+//! build would answer otherwise, the explanation says so.
 
-use crate::browser::{self, Preflight};
+use crate::browser;
+use crate::hints::policy_notes;
 use crate::input::Input;
-use crate::report::{Explanation, Outcome, Verdict};
-use crate::routes::RouteTable;
-use cors_core::config::{Config, Source};
+use crate::report::{Disposition, Explanation, OtherBuild};
+use crate::routes::{locate, ActualRoute, Located, Location, RouteTable};
+use crate::source::{Build, Loaded};
+use cors_core::config::{Config, RouteConfig, Source};
 use cors_core::decision::Kind;
 use cors_core::headers::*;
-use cors_core::pipeline::{self, Action, Enforcement, HostView, Selected};
+use cors_core::pipeline::{self, Action, Enforcement, HostView, Outcome, Selected};
 use cors_core::policy::Policy;
 use cors_core::route_metadata::MetadataCache;
 use cors_core::stats;
 use cors_core::structpb::encode::encode_filter_metadata;
-use serde_json::{Map, Value};
+use std::sync::Arc;
 
-/// Where Envoy sends the request: the names the filter reads and the route's metadata.
-#[derive(Debug, Default)]
-struct Location {
-    route: Option<String>,
-    vhost: Option<String>,
-    /// The route's `filter_metadata`, when the Envoy config shows the route.
-    metadata: Option<Map<String, Value>>,
-    /// Whether the route table was consulted at all (else metadata is unknown).
-    metadata_known: bool,
-    how: Option<String>,
+/// What the explanation runs on: the configuration, its route table, and whose rules apply.
+#[derive(Clone, Copy)]
+struct Setup<'a> {
+    config: &'a Config,
+    routes: Option<&'a RouteTable>,
+    build: Build,
 }
 
-fn locate(
+/// Explains one request under the loaded configuration, by its build's rules.
+pub fn explain(loaded: &Loaded, input: &Input) -> Result<Explanation, String> {
+    let setup = Setup {
+        config: &loaded.config,
+        routes: loaded.routes.as_ref(),
+        build: loaded.build,
+    };
+    let mut ex = explain_as(setup, input)?;
+    ex.other_build = other_build(setup, input, &ex)?;
+    Ok(ex)
+}
+
+/// The steps: where the request goes, the pipeline's outcome, notes on it, the actual request
+/// that follows an allowed preflight, and the browser's conclusion.
+fn explain_as(setup: Setup, input: &Input) -> Result<Explanation, String> {
+    let located = locate(input, setup.routes)?;
+    let rematched = rematched(setup, input, &located);
+    let loc = rematched.map_or(&located.request, |actual| &actual.location);
+    let mut notes: Vec<String> = located
+        .actual
+        .as_ref()
+        .map(|actual| split_note(setup, actual, rematched.is_some()))
+        .into_iter()
+        .chain(located.notes.iter().cloned())
+        .collect();
+    notes.extend(unknown_metadata_note(setup.config, loc, input));
+    let view = ExplainView {
+        input,
+        loc,
+        build: setup.build,
+    };
+    // A fresh cache: each explanation decodes route metadata as a filter seeing it first does.
+    let cache = MetadataCache::default();
+    let (mut ex, policy) = pipeline::on_request(setup.config, &cache, &view, |outcome| {
+        report(setup, input, loc, outcome, notes)
+    });
+    let Some(origin) = input.origin.as_deref() else {
+        ex.notes.push(without_origin_note(&ex, input));
+        return Ok(ex);
+    };
+    if let Some(policy) = &policy {
+        policy_notes(&mut ex, policy, input, origin);
+    }
+    ex.then = follow_up(setup, input, &ex)?.map(Box::new);
+    ex.browser = Some(browser::conclude(&ex, origin, input.method(), input));
+    Ok(ex)
+}
+
+/// The actual request's route, when the build judges this preflight by it: the native build
+/// matches the route again with `:method` set to the `Access-Control-Request-Method` when the
+/// policy can depend on the route (`Config::selects_by_route`, per-route configurations). The
+/// Wasm build cannot (docs/method-split-routes.md).
+fn rematched<'l>(setup: Setup, input: &Input, located: &'l Located) -> Option<&'l ActualRoute<'l>> {
+    let actual = located.actual.as_ref()?;
+    let view = ExplainView {
+        input,
+        loc: &located.request,
+        build: setup.build,
+    };
+    let route_matters =
+        setup.config.selects_by_route() || setup.routes.is_some_and(RouteTable::has_route_configs);
+    (setup.build == Build::Native && route_matters && pipeline::preflight_method(&view).is_some())
+        .then_some(actual)
+}
+
+/// A preflight that takes another route than its actual request: what the build makes of it.
+fn split_note(setup: Setup, actual: &ActualRoute, rematched: bool) -> String {
+    let (preflight, route, method) = (
+        &actual.preflight_route,
+        &actual.actual_route,
+        &actual.method,
+    );
+    let takes = format!(
+        "the preflight (OPTIONS) takes {preflight}, but the actual {method} request takes {route}"
+    );
+    match (setup.build, rematched) {
+        (Build::Wasm, _) => format!(
+            "{takes}: the filter answers the preflight with the policy of the preflight's route (in \
+             a Wasm filter Envoy 1.40 cannot re-match the route for another method). Give OPTIONS \
+             the same route (drop the :method match, or add OPTIONS to it), or key the policy on \
+             the virtual host"
+        ),
+        (Build::Native, true) => format!(
+            "{takes}: the native build judges the preflight by {route} (it matches the route again \
+             with :method {method}: that route's name and per-route configuration); forwarded, \
+             the preflight still goes upstream as OPTIONS by {preflight}"
+        ),
+        (Build::Native, false) => format!(
+            "{takes}; the policy does not depend on the route here (no routes, route metadata or \
+             per-route configuration), so the native build does not match the route again"
+        ),
+    }
+}
+
+/// Route metadata that only the Envoy config shows, when the configuration reads it.
+fn unknown_metadata_note(config: &Config, loc: &Location, input: &Input) -> Option<String> {
+    (config.metadata_namespace.is_some()
+        && !loc.metadata_known
+        && loc.route.is_some()
+        && input.origin.is_some())
+    .then(|| {
+        "route metadata unknown (plugin configuration given alone): a policy in the route's \
+         metadata would take precedence; pass the Envoy config to see it"
+            .into()
+    })
+}
+
+/// The pipeline's outcome as a report, with the selected policy (for the notes).
+fn report(
+    setup: Setup,
     input: &Input,
-    routes: Option<&RouteTable>,
-    notes: &mut Vec<String>,
-) -> Result<Location, String> {
-    let mut loc = Location {
-        route: input.route.clone(),
-        vhost: input.vhost.clone(),
-        ..Default::default()
+    loc: &Location,
+    outcome: Outcome,
+    notes: Vec<String>,
+) -> (Explanation, Option<Arc<Policy>>) {
+    let (source, key, why) = selection(&outcome.selected, setup.config, loc);
+    let policy = match &outcome.selected {
+        Selected::Policy(p, _) => Some(p.clone()),
+        _ => None,
     };
-    if let Some(path) = &input.path {
-        if input.route.is_some() || input.vhost.is_some() {
-            return Err("give either --path (with --host) or --route / --vhost, not both".into());
-        }
-        let table = routes.ok_or(
-            "--path needs an Envoy config whose listener has an inline route_config; \
-             with a plugin configuration alone, use --route / --vhost",
-        )?;
-        let host = input.host.as_deref().unwrap_or("localhost");
-        let (vh, route) = table.match_request(host, path, input.method())?;
-        if let Some(actual) = input
-            .request_method
-            .as_deref()
-            .filter(|m| !m.is_empty() && input.method() == "OPTIONS")
-        {
-            let (_, actual_route) = table.match_request(host, path, actual)?;
-            let name = |r: Option<&crate::routes::Route>| match r {
-                None => "no route".to_owned(),
-                Some(r) => r
-                    .name
-                    .as_deref()
-                    .map_or("an unnamed route".to_owned(), |n| format!("route {n:?}")),
+    let mut ex = Explanation {
+        input: input.clone(),
+        build: setup.build,
+        route: loc.route.clone(),
+        vhost: loc.vhost.clone(),
+        location: loc.how.clone(),
+        policy: policy.as_ref().map(|p| policy_name(p)),
+        source,
+        key,
+        why,
+        kind: outcome.verdict.as_ref().map(|v| v.kind),
+        disposition: Disposition::PassedThrough,
+        forwarded: true,
+        status: None,
+        refusal: outcome
+            .verdict
+            .as_ref()
+            .and_then(|v| v.refusal)
+            .map(|r| r.class()),
+        reason: outcome.verdict.as_ref().and_then(|v| v.reason.clone()),
+        counter: outcome.verdict.as_ref().and_then(|v| {
+            stats::names()
+                .nth(v.counter)
+                .map(|n| format!("{}{n}", setup.build.counter_prefix()))
+        }),
+        shadow: outcome.enforcement == Some(Enforcement::Shadow),
+        headers: input.upstream_headers.clone(),
+        edits: Vec::new(),
+        browser: None,
+        then: None,
+        other_build: None,
+        notes,
+    };
+    ex.notes.extend(
+        outcome
+            .logs
+            .iter()
+            .filter(|(level, _)| *level == pipeline::LogLevel::Warn)
+            .map(|(_, line)| format!("warning: {line}")),
+    );
+    act(&mut ex, outcome.action, input);
+    (ex, policy)
+}
+
+/// What the filter does: the reply it sends, or its edits of the upstream's response.
+fn act(ex: &mut Explanation, action: Action<pipeline::ResponsePlan>, input: &Input) {
+    let refused = ex.refusal.is_some();
+    match action {
+        Action::Pass => {}
+        Action::Reply { status, headers } => {
+            ex.forwarded = false;
+            ex.status = Some(status);
+            ex.headers = headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            ex.disposition = if refused {
+                Disposition::Refused
+            } else {
+                Disposition::AnsweredPreflight
             };
-            if name(route) != name(actual_route) {
-                notes.push(format!(
-                    "the preflight (OPTIONS) takes {}, but the actual {actual} request takes {}: the \
-                     filter answers the preflight with the policy of the preflight's route (in a Wasm \
-                     filter Envoy 1.40 cannot re-match the route for another method). Give OPTIONS the \
-                     same route (drop the :method match, or add OPTIONS to it), or key the policy on \
-                     the virtual host",
-                    name(route),
-                    name(actual_route)
-                ));
-            }
         }
-        loc.vhost = vh.map(|v| v.name.clone());
-        loc.route = route.and_then(|r| r.name.clone());
-        loc.metadata = route.and_then(|r| r.filter_metadata.clone());
-        loc.metadata_known = true;
-        loc.how = Some(match (vh, route) {
-            (None, _) => {
-                notes.push(format!(
-                    "no virtual host matches Host {host:?}: Envoy answers 404 itself"
-                ));
-                format!("Host {host:?} matches no virtual host")
-            }
-            (Some(v), None) => {
-                notes.push("no route matches: Envoy answers 404 itself (the filter still decorates that reply)".into());
-                format!(
-                    "Host {host:?} path {path:?}: virtual host {:?}, no route",
-                    v.name
-                )
-            }
-            (Some(v), Some(r)) => format!(
-                "Host {host:?} path {path:?}: virtual host {:?}, route {}",
-                v.name,
-                r.name
-                    .as_deref()
-                    .map_or("(unnamed)".to_owned(), |n| format!("{n:?}"))
-            ),
-        });
-        return Ok(loc);
-    }
-    let Some(table) = routes else {
-        return Ok(loc);
-    };
-    loc.metadata_known = true;
-    if let Some(name) = &input.route {
-        match table.find_route(name, input.vhost.as_deref())? {
-            Some((vh, r)) => {
-                if loc.vhost.is_none() {
-                    loc.vhost = Some(vh.name.clone());
-                    loc.how = Some(format!("route {name:?} is in virtual host {:?}", vh.name));
+        Action::Forward(plan) => {
+            let existing: Vec<(String, &[u8])> = input
+                .upstream_headers
+                .iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes()))
+                .collect();
+            for (name, value) in plan.response_edits(&existing) {
+                let value = value.map(|v| String::from_utf8_lossy(&v).into_owned());
+                ex.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+                if let Some(v) = &value {
+                    ex.headers.push((name.to_owned(), v.clone()));
                 }
-                loc.metadata = r.filter_metadata.clone();
+                ex.edits.push((name.to_owned(), value));
             }
-            None => notes.push(format!(
-                "route {name:?} is not in the Envoy config's route table"
-            )),
+            ex.disposition = if refused {
+                Disposition::Refused
+            } else {
+                Disposition::Forwarded
+            };
         }
     }
-    if let Some(vh) = &input.vhost {
-        if !table.has_vhost(vh) {
-            notes.push(format!(
-                "virtual host {vh:?} is not in the Envoy config's route table"
-            ));
-        }
+}
+
+/// A policy's name is its field path; a per-route configuration's policy is the whole value,
+/// whose path is empty.
+fn policy_name(policy: &Policy) -> String {
+    if policy.name.is_empty() {
+        "per-route configuration".to_owned()
+    } else {
+        policy.name.clone()
     }
-    Ok(loc)
+}
+
+fn without_origin_note(ex: &Explanation, input: &Input) -> String {
+    if ex.edits.is_empty() {
+        "no Origin header: not a CORS request; the filter does nothing (browsers send Origin on every cross-origin request)"
+            .into()
+    } else {
+        format!(
+            "no Origin header: not a CORS request, but a {} response may be cached: the filter gives it the \
+             headers that keep shared caches from serving it to a CORS request \
+             (requests_without_origin: cache_safe, the default)",
+            input.method()
+        )
+    }
+}
+
+/// After a preflight the browser lets through: the actual request it sends next.
+fn follow_up(setup: Setup, input: &Input, ex: &Explanation) -> Result<Option<Explanation>, String> {
+    let allowed =
+        ex.kind == Some(Kind::Preflight) && ex.disposition != Disposition::Refused && !ex.shadow;
+    let Some(actual_method) = input.request_method.clone().filter(|_| allowed) else {
+        return Ok(None);
+    };
+    let follow = Input {
+        method: Some(actual_method),
+        request_method: None,
+        request_headers: None,
+        private_network: false,
+        ..input.clone()
+    };
+    explain_as(setup, &follow).map(Some)
+}
+
+/// What the other build would do, when it differs: a preflight on a route apart from its
+/// actual request's, which only the native build matches again.
+fn other_build(
+    setup: Setup,
+    input: &Input,
+    ex: &Explanation,
+) -> Result<Option<OtherBuild>, String> {
+    let located = locate(input, setup.routes)?;
+    let Some(actual) = &located.actual else {
+        return Ok(None);
+    };
+    let other = Setup {
+        build: setup.build.other(),
+        ..setup
+    };
+    let theirs = explain_as(other, input)?;
+    let differs = theirs.policy != ex.policy
+        || theirs.disposition != ex.disposition
+        || theirs.headers != ex.headers;
+    if !differs {
+        return Ok(None);
+    }
+    let by = if rematched(other, input, &located).is_some() {
+        format!(
+            "{} (the actual {} request's route; it matches the route again)",
+            actual.actual_route, actual.method
+        )
+    } else {
+        format!(
+            "{} (the preflight's own route; it does not match the route again)",
+            actual.preflight_route
+        )
+    };
+    Ok(Some(OtherBuild {
+        build: other.build,
+        by,
+        policy: theirs.policy,
+        why: theirs.why,
+        disposition: theirs.disposition,
+    }))
 }
 
 /// The pipeline's view of the request being explained.
 struct ExplainView<'a> {
     input: &'a Input,
-    loc: &'a Location,
+    loc: &'a Location<'a>,
+    build: Build,
 }
 
 impl HostView for ExplainView<'_> {
@@ -162,8 +349,24 @@ impl HostView for ExplainView<'_> {
     }
 
     fn route_metadata(&self) -> Option<Vec<u8>> {
-        // As Envoy serializes it for the filter: the same decoder then reads it.
-        self.loc.metadata.as_ref().map(encode_filter_metadata)
+        // As Envoy serializes it for the Wasm filter: the same decoder then reads it. The
+        // native module cannot read it (`unreadable_route_metadata`).
+        match self.build {
+            Build::Wasm => self.loc.metadata.map(encode_filter_metadata),
+            Build::Native => None,
+        }
+    }
+
+    fn unreadable_route_metadata(&self, namespace: &str) -> Option<&'static str> {
+        let present = self.loc.metadata.is_some_and(|m| m.contains_key(namespace));
+        (self.build == Build::Native && present).then_some(
+            "the native build cannot read a policy from route metadata (Envoy 1.40's module ABI \
+             has no Struct getter); use the routes map or a per-route configuration",
+        )
+    }
+
+    fn route_config(&self) -> Option<&RouteConfig> {
+        self.loc.route_config.map(|r| &r.config)
     }
 
     /// Shows an enforced request; a partial share is explained in a note.
@@ -180,7 +383,7 @@ impl HostView for ExplainView<'_> {
 fn selection(
     selected: &Selected,
     config: &Config,
-    loc: &Location,
+    loc: &Location<'_>,
 ) -> (&'static str, Option<String>, String) {
     let source = match selected {
         Selected::NotCors => {
@@ -211,8 +414,8 @@ fn selection(
             "per_route",
             None,
             format!(
-                "route {:?} (or its virtual host) carries the filter's own typed_per_filter_config, which comes before the filter-level configuration (native build)",
-                loc.route.as_deref().unwrap_or("(unnamed)")
+                "{} carries the filter's own typed_per_filter_config (the most specific of route, virtual host and route configuration), which comes before the filter-level configuration",
+                loc.route_config.map_or("the route", |r| r.at.as_str())
             ),
         ),
         Source::RouteMetadata(ns) => (
@@ -251,7 +454,7 @@ fn selection(
     (name, key, why)
 }
 
-fn unmatched(config: &Config, loc: &Location) -> String {
+fn unmatched(config: &Config, loc: &Location<'_>) -> String {
     let mut parts = Vec::new();
     if config.needs_route_name() {
         parts.push(match &loc.route {
@@ -269,316 +472,5 @@ fn unmatched(config: &Config, loc: &Location) -> String {
         "the configuration has no routes or virtual_hosts".to_owned()
     } else {
         parts.join(", ")
-    }
-}
-
-pub fn explain(
-    config: &Config,
-    routes: Option<&RouteTable>,
-    input: &Input,
-) -> Result<Explanation, String> {
-    let mut notes = Vec::new();
-    let loc = locate(input, routes, &mut notes)?;
-    if config.metadata_namespace.is_some()
-        && !loc.metadata_known
-        && loc.route.is_some()
-        && input.origin.is_some()
-    {
-        notes.push(
-            "route metadata unknown (plugin configuration given alone): a policy in the route's \
-             metadata would take precedence; pass the Envoy config to see it"
-                .into(),
-        );
-    }
-    let view = ExplainView { input, loc: &loc };
-    // A fresh cache: each explanation decodes route metadata as a filter seeing it first does.
-    let cache = MetadataCache::default();
-    let ex = pipeline::on_request(config, &cache, &view, |outcome| {
-        let (source, key, why) = selection(&outcome.selected, config, &loc);
-        let policy = match &outcome.selected {
-            Selected::Policy(p, _) => Some(p.clone()),
-            _ => None,
-        };
-        let mut ex = Explanation {
-            input: input.clone(),
-            route: loc.route.clone(),
-            vhost: loc.vhost.clone(),
-            location: loc.how.clone(),
-            policy: policy.as_ref().map(|p| p.name.clone()),
-            source,
-            key,
-            why,
-            kind: outcome.verdict.as_ref().map(|v| v.kind),
-            outcome: Outcome::PassedThrough,
-            forwarded: true,
-            status: None,
-            refusal: outcome
-                .verdict
-                .as_ref()
-                .and_then(|v| v.refusal)
-                .map(|r| r.class()),
-            reason: outcome.verdict.as_ref().and_then(|v| v.reason.clone()),
-            counter: outcome.verdict.as_ref().and_then(|v| {
-                stats::names()
-                    .nth(v.counter)
-                    .map(|n| format!("wasmcustom.{n}"))
-            }),
-            shadow: outcome.enforcement == Some(Enforcement::Shadow),
-            headers: input.upstream_headers.clone(),
-            edits: Vec::new(),
-            browser: None,
-            then: None,
-            notes: std::mem::take(&mut notes),
-        };
-        ex.notes.extend(
-            outcome
-                .logs
-                .iter()
-                .filter(|(level, _)| *level == pipeline::LogLevel::Warn)
-                .map(|(_, line)| format!("warning: {line}")),
-        );
-        let refused = ex.refusal.is_some();
-        match outcome.action {
-            Action::Pass => {}
-            Action::Reply { status, headers } => {
-                ex.forwarded = false;
-                ex.status = Some(status);
-                ex.headers = headers
-                    .iter()
-                    .map(|(n, v)| (n.to_string(), v.to_string()))
-                    .collect();
-                ex.outcome = if refused {
-                    Outcome::Refused
-                } else {
-                    Outcome::AnsweredPreflight
-                };
-            }
-            Action::Forward(plan) => {
-                let existing: Vec<(String, &[u8])> = input
-                    .upstream_headers
-                    .iter()
-                    .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes()))
-                    .collect();
-                for (name, value) in plan.response_edits(&existing) {
-                    let value = value.map(|v| String::from_utf8_lossy(&v).into_owned());
-                    ex.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-                    if let Some(v) = &value {
-                        ex.headers.push((name.to_owned(), v.clone()));
-                    }
-                    ex.edits.push((name.to_owned(), value));
-                }
-                ex.outcome = if refused {
-                    Outcome::Refused
-                } else {
-                    Outcome::Forwarded
-                };
-            }
-        }
-        (ex, policy)
-    });
-    let (mut ex, policy) = ex;
-    let Some(origin) = input.origin.as_deref() else {
-        ex.notes.push(if ex.edits.is_empty() {
-            "no Origin header: not a CORS request; the filter does nothing (browsers send Origin on every cross-origin request)"
-                .into()
-        } else {
-            format!(
-                "no Origin header: not a CORS request, but a {} response may be cached: the filter gives it the \
-                 headers that keep shared caches from serving it to a CORS request \
-                 (requests_without_origin: cache_safe, the default)",
-                input.method()
-            )
-        });
-        return Ok(ex);
-    };
-    let method = input.method();
-    if let Some(policy) = &policy {
-        policy_notes(&mut ex, policy, input, origin);
-    }
-    if ex.kind == Some(Kind::Preflight) && ex.outcome != Outcome::Refused && !ex.shadow {
-        if let Some(actual_method) = input.request_method.clone() {
-            let follow = Input {
-                method: Some(actual_method),
-                request_method: None,
-                request_headers: None,
-                private_network: false,
-                ..input.clone()
-            };
-            ex.then = Some(Box::new(explain(config, routes, &follow)?));
-        }
-    }
-    ex.browser = Some(browser_verdict(&ex, origin, method, input));
-    Ok(ex)
-}
-
-/// Notes on how the policy treated the request: partial or shadow enforcement, near misses of
-/// a refused origin, Access-Control-Request-* headers on a request that is not a preflight.
-fn policy_notes(ex: &mut Explanation, policy: &Policy, input: &Input, origin: &str) {
-    if policy.filter_enabled.is_partial() {
-        ex.notes.push(format!(
-            "{}.filter_enabled is {}%: shown is an enforced request; the others are {}",
-            policy.name,
-            policy.filter_enabled.percent(),
-            if policy.shadow_enabled.includes(0) {
-                "evaluated in shadow mode (counted, not enforced)"
-            } else {
-                "passed through untouched"
-            }
-        ));
-    }
-    if ex.kind.is_none() {
-        ex.notes.push(format!(
-            "{}.filter_enabled is 0%: the filter does nothing",
-            policy.name
-        ));
-        return;
-    }
-    let is_options = input.method() == "OPTIONS";
-    if !is_options
-        && (input.request_method.is_some()
-            || input.request_headers.is_some()
-            || input.private_network)
-    {
-        ex.notes
-            .push("Access-Control-Request-* headers are only read on OPTIONS requests".into());
-    }
-    if ex.refusal == Some("origin") {
-        ex.notes.extend(
-            origin_hints(policy, origin)
-                .into_iter()
-                .map(|(why, allowed)| format!("{why}: {allowed} would be allowed")),
-        );
-    }
-    if is_options && ex.kind == Some(Kind::Actual) {
-        ex.notes.push(
-            "OPTIONS without a non-empty Access-Control-Request-Method is not a preflight: browsers never send one \
-             as a preflight, and the filter treats it as an actual request (forwarded upstream). \
-             Send a real preflight: add Access-Control-Request-Method"
-                .into(),
-        );
-    }
-    if ex.shadow {
-        ex.notes.push(format!(
-            "shadow mode ({}.shadow_enabled): counted and logged, not enforced: the request passes through untouched",
-            policy.name
-        ));
-    }
-}
-
-/// Near misses of a refused origin that the policy would allow (using its own matcher): the
-/// usual typos of a hand-written `Origin` (browsers never send them).
-fn origin_hints(policy: &Policy, origin: &str) -> Vec<(&'static str, String)> {
-    let allowed = |o: &str| {
-        policy
-            .origins
-            .matches(o, policy.allow_credentials)
-            .is_some()
-    };
-    let mut hints = Vec::new();
-    let Some((scheme, rest)) = origin.split_once("://") else {
-        return hints;
-    };
-    if let Some((authority, _path)) = rest.split_once('/') {
-        let bare = format!("{scheme}://{authority}");
-        if allowed(&bare) {
-            hints.push((
-                "an Origin has no path and no trailing slash (browsers send scheme://host[:port])",
-                bare,
-            ));
-        }
-        return hints;
-    }
-    if let Some(listed) = policy.origins.listed_with_another_port(origin) {
-        let any_port = match listed.rsplit_once(':') {
-            Some((rest, port)) if port.bytes().all(|b| b.is_ascii_digit()) => rest,
-            _ => listed,
-        };
-        hints.push((
-            "only another port of this host is listed, and dev servers change ports; with the any-port pattern in allow_origins, every port",
-            format!("{any_port}:*"),
-        ));
-    }
-    let lower = origin.to_ascii_lowercase();
-    if lower != origin && allowed(&lower) {
-        hints.push(("browsers send the origin in lower case", lower));
-    }
-    let default_port = match scheme {
-        "https" => ":443",
-        "http" => ":80",
-        _ => "",
-    };
-    if let Some(without) = origin
-        .strip_suffix(default_port)
-        .filter(|_| !default_port.is_empty())
-    {
-        if allowed(without) {
-            hints.push(("browsers omit the default port", without.to_owned()));
-        }
-    }
-    hints
-}
-
-/// The browser's conclusion, with and without credentials.
-fn browser_verdict(ex: &Explanation, origin: &str, method: &str, input: &Input) -> Verdict {
-    let requested: Vec<String> = input
-        .request_headers
-        .as_deref()
-        .map(|h| {
-            list_items(h.as_bytes())
-                .map(|i| String::from_utf8_lossy(i).to_ascii_lowercase())
-                .collect()
-        })
-        .unwrap_or_default();
-    let status = ex.status.or(input.upstream_status).unwrap_or(200);
-    let preflight = method == "OPTIONS"
-        && input
-            .request_method
-            .as_deref()
-            .is_some_and(|m| !m.is_empty());
-    if preflight {
-        let asked = input.request_method.as_deref().unwrap_or("");
-        let p = Preflight {
-            origin,
-            method: asked,
-            headers: requested,
-            private_network: input.private_network,
-        };
-        let judge = |credentials: bool| {
-            browser::preflight_check(status, &ex.headers, &p, credentials)?;
-            match &ex.then {
-                Some(then) => browser::cors_check(&then.headers, origin, credentials)
-                    .map(|()| format!("preflight passes; the actual {asked} request passes the CORS check: the page reads the response"))
-                    .map_err(|e| format!("preflight passes, but the actual {asked} request is blocked: {e}")),
-                None => Ok(format!("preflight passes; the browser sends the actual {asked} request")),
-            }
-        };
-        return Verdict {
-            what: format!("a preflight for {asked}, then the actual request"),
-            without_credentials: judge(false),
-            with_credentials: judge(true),
-        };
-    }
-    let judge = |credentials: bool| {
-        browser::cors_check(&ex.headers, origin, credentials).map(|()| {
-            let exposed = ex
-                .headers
-                .iter()
-                .find(|(n, _)| n == "access-control-expose-headers")
-                .map(|(_, v)| v.as_str());
-            match exposed {
-                Some("*") if credentials => "the page reads the response (expose_headers \"*\" exposes nothing with credentials)".to_owned(),
-                Some(list) => format!("the page reads the response and the headers {list}"),
-                None => "the page reads the response (only CORS-safelisted response headers)".to_owned(),
-            }
-        })
-    };
-    let mut what = format!("an actual {method} request");
-    if browser::needs_preflight(method, &requested) || method == "OPTIONS" {
-        what.push_str(" (a browser would preflight it first: explain that with --request-method)");
-    }
-    Verdict {
-        what,
-        without_credentials: judge(false),
-        with_credentials: judge(true),
     }
 }

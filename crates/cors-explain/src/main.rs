@@ -6,6 +6,7 @@
 mod browser;
 mod cli;
 mod explain;
+mod hints;
 mod input;
 mod report;
 mod routes;

@@ -1,36 +1,52 @@
 //! What `cors-explain` prints: an `Explanation` as text or as JSON.
 
 use crate::input::Input;
+use crate::source::Build;
 use cors_core::decision::Kind;
 use serde_json::{json, Value};
 
+/// What happened to the request, as reported (`decision` in JSON): the filter's `Action`
+/// together with whether the request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Disposition {
     AnsweredPreflight,
     Refused,
     Forwarded,
     PassedThrough,
 }
 
-impl Outcome {
+impl Disposition {
     pub fn key(self) -> &'static str {
         match self {
-            Outcome::AnsweredPreflight => "answered_preflight",
-            Outcome::Refused => "refused",
-            Outcome::Forwarded => "forwarded",
-            Outcome::PassedThrough => "passed_through",
+            Disposition::AnsweredPreflight => "answered_preflight",
+            Disposition::Refused => "refused",
+            Disposition::Forwarded => "forwarded",
+            Disposition::PassedThrough => "passed_through",
         }
     }
 }
 
-pub struct Verdict {
+/// What a browser concludes from the response, with and without credentials.
+pub struct BrowserConclusion {
     pub what: String,
     pub without_credentials: Result<String, String>,
     pub with_credentials: Result<String, String>,
 }
 
+/// What the other build would do with the request, where it differs.
+pub struct OtherBuild {
+    pub build: Build,
+    /// The route it judges the request by, and why.
+    pub by: String,
+    pub policy: Option<String>,
+    pub why: String,
+    pub disposition: Disposition,
+}
+
 pub struct Explanation {
     pub input: Input,
+    /// Whose rules the explanation follows.
+    pub build: Build,
     pub route: Option<String>,
     pub vhost: Option<String>,
     pub location: Option<String>,
@@ -39,7 +55,7 @@ pub struct Explanation {
     pub key: Option<String>,
     pub why: String,
     pub kind: Option<Kind>,
-    pub outcome: Outcome,
+    pub disposition: Disposition,
     pub forwarded: bool,
     /// The filter's own reply status; `None` when the upstream answers.
     pub status: Option<u32>,
@@ -50,9 +66,10 @@ pub struct Explanation {
     /// The response headers: the filter's reply, or the upstream's after the filter's edits.
     pub headers: Vec<(String, String)>,
     pub edits: Vec<(String, Option<String>)>,
-    pub browser: Option<Verdict>,
+    pub browser: Option<BrowserConclusion>,
     /// For a preflight: the actual request the browser sends next.
     pub then: Option<Box<Explanation>>,
+    pub other_build: Option<OtherBuild>,
     pub notes: Vec<String>,
 }
 
@@ -71,7 +88,7 @@ impl Explanation {
             "policy": self.policy,
             "selected_by": {"source": self.source, "key": self.key, "why": self.why},
             "kind": self.kind.map(|k| match k { Kind::Preflight => "preflight", Kind::Actual => "actual" }),
-            "decision": self.outcome.key(),
+            "decision": self.disposition.key(),
             "forwarded": self.forwarded,
             "status": self.status,
             "refusal": self.refusal,
@@ -86,6 +103,14 @@ impl Explanation {
                 "with_credentials": verdict(&b.with_credentials),
             })),
             "then": self.then.as_ref().map(|t| t.to_json(source)),
+            "build": self.build.key(),
+            "other_build": self.other_build.as_ref().map(|o| json!({
+                "build": o.build.key(),
+                "by": o.by,
+                "policy": o.policy,
+                "why": o.why,
+                "decision": o.disposition.key(),
+            })),
             "notes": self.notes,
         })
     }
@@ -146,20 +171,20 @@ impl Explanation {
                 },
             );
         }
-        let decision = match self.outcome {
-            Outcome::AnsweredPreflight => format!(
+        let decision = match self.disposition {
+            Disposition::AnsweredPreflight => format!(
                 "answered preflight: the filter replies {} itself, not forwarded",
                 self.status.unwrap_or(200)
             ),
-            Outcome::Refused => match self.status {
+            Disposition::Refused => match self.status {
                 Some(s) => format!("REFUSED: the filter replies {s} itself, not forwarded"),
                 None => "REFUSED: forwarded upstream; the response carries no CORS permission"
                     .to_owned(),
             },
-            Outcome::Forwarded => {
+            Disposition::Forwarded => {
                 "forwarded upstream; the filter adds CORS headers to the response".to_owned()
             }
-            Outcome::PassedThrough => {
+            Disposition::PassedThrough => {
                 "passed through: the filter does not touch the request or response".to_owned()
             }
         };
@@ -200,11 +225,21 @@ impl Explanation {
             out.push_str(&format!(
                 "Then      the actual {}: {}\n",
                 then.input.method(),
-                then.outcome.key().replace('_', " ")
+                then.disposition.key().replace('_', " ")
             ));
             for (n, v) in &then.headers {
                 out.push_str(&format!("  {n}: {v}\n"));
             }
+        }
+        if let Some(o) = &self.other_build {
+            out.push_str(&format!(
+                "Other     {} judges it by {}: policy {} (selected: {}); {}\n",
+                o.build.name(),
+                o.by,
+                o.policy.as_deref().unwrap_or("none"),
+                o.why,
+                o.disposition.key().replace('_', " ")
+            ));
         }
         for n in &self.notes {
             out.push_str(&format!("Note      {n}\n"));

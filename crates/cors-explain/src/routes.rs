@@ -1,24 +1,43 @@
 //! The inline route table of an Envoy listener: virtual host and route names (which the filter
-//! reads as `xds.virtual_host_name` / `xds.route_name`), route metadata, and the subset of
-//! Envoy's request matching that can be reproduced exactly (domains; `prefix`, `path`,
-//! `path_separated_prefix`, `safe_regex` with `case_sensitive`; `headers` matchers on `:method`,
-//! as method-split routes and the Gateway API's method matches are written). A route using any
-//! other match field stops `--path` with an error instead of a guess.
+//! reads as `xds.virtual_host_name` / `xds.route_name`), route metadata, the native build's
+//! per-route configurations (`typed_per_filter_config`), and the subset of Envoy's request
+//! matching that can be reproduced exactly (domains; `prefix`, `path`, `path_separated_prefix`,
+//! `safe_regex` with `case_sensitive`; `headers` matchers on `:method`, as method-split routes
+//! and the Gateway API's method matches are written). A route using any other match field stops
+//! `--path` with an error instead of a guess. `locate` turns the command line into a `Location`.
 
+use crate::input::Input;
+use crate::source::LoadError;
+use cors_core::config::RouteConfig;
 use cors_core::route_metadata::{self, MetadataPolicy};
 use cors_core::string_match::StringMatcher;
 use cors_core::structpb::encode::encode_metadata;
 use serde_json::{Map, Value};
 
+/// Reads one `typed_per_filter_config` entry of our filter (the value under the filter's name)
+/// found at `at` (e.g. `route "a" of virtual host "b"`), as Envoy hands it to the filter at load.
+pub type ReadRouteConfig<'r> = dyn FnMut(&Value, &str) -> Result<RouteConfig, LoadError> + 'r;
+
 pub struct RouteTable {
     vhosts: Vec<VirtualHost>,
     ignore_port: bool,
+    /// The route configuration's own per-route configuration (the least specific).
+    route_config: Option<PerRoute>,
+}
+
+/// A per-route configuration of the filter (native build) and where it is attached.
+#[derive(Debug)]
+pub struct PerRoute {
+    pub config: RouteConfig,
+    /// `route "a" of virtual host "b"`, `virtual host "b"` or `the route configuration`.
+    pub at: String,
 }
 
 pub struct VirtualHost {
     pub name: String,
     domains: Vec<String>,
     routes: Vec<Route>,
+    route_config: Option<PerRoute>,
 }
 
 pub struct Route {
@@ -27,6 +46,7 @@ pub struct Route {
     matcher: Result<RouteMatch, String>,
     /// `metadata.filter_metadata`.
     pub filter_metadata: Option<Map<String, Value>>,
+    route_config: Option<PerRoute>,
 }
 
 /// A route's `match`: the path, and what its `:method` header matchers ask (all must hold).
@@ -54,12 +74,34 @@ enum PathMatch {
 }
 
 impl RouteTable {
-    /// Reads an inline `route_config` (of an `HttpConnectionManager`).
-    pub fn from_envoy(route_config: &Value) -> Result<RouteTable, String> {
+    /// Reads an inline `route_config` (of an `HttpConnectionManager`). With `per_route` (the
+    /// filter's name in `http_filters` and a reader: native build), also the filter's
+    /// `typed_per_filter_config` entries, each read as Envoy reads it at load.
+    pub fn from_envoy(
+        route_config: &Value,
+        mut per_route: Option<(&str, &mut ReadRouteConfig)>,
+    ) -> Result<RouteTable, LoadError> {
+        let mut own = |v: &Value, at: &str| -> Result<Option<PerRoute>, LoadError> {
+            let Some((filter, read)) = per_route.as_mut() else {
+                return Ok(None);
+            };
+            match v
+                .get("typed_per_filter_config")
+                .and_then(|t| t.get(*filter))
+            {
+                Some(entry) => Ok(Some(PerRoute {
+                    config: read(entry, at)?,
+                    at: at.to_owned(),
+                })),
+                None => Ok(None),
+            }
+        };
+        let table_config = own(route_config, "the route configuration")?;
         let mut vhosts = Vec::new();
         let list = route_config.get("virtual_hosts").and_then(Value::as_array);
         for vh in list.into_iter().flatten() {
             let name = vh.get("name").and_then(Value::as_str).unwrap_or("");
+            let vhost_config = own(vh, &format!("virtual host {name:?}"))?;
             let domains = vh
                 .get("domains")
                 .and_then(Value::as_array)
@@ -68,24 +110,50 @@ impl RouteTable {
                 .filter_map(Value::as_str)
                 .map(str::to_ascii_lowercase)
                 .collect();
-            let routes = vh
-                .get("routes")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .enumerate()
-                .map(|(i, r)| Route::from_envoy(r, name, i))
-                .collect();
+            let mut routes = Vec::new();
+            let list = vh.get("routes").and_then(Value::as_array);
+            for (i, r) in list.into_iter().flatten().enumerate() {
+                let mut route = Route::from_envoy(r, name, i);
+                route.route_config =
+                    own(r, &format!("{} of virtual host {name:?}", route.label(i)))?;
+                routes.push(route);
+            }
             vhosts.push(VirtualHost {
                 name: name.to_owned(),
                 domains,
                 routes,
+                route_config: vhost_config,
             });
         }
         Ok(RouteTable {
             vhosts,
             ignore_port: false,
+            route_config: table_config,
         })
+    }
+
+    /// Whether any route, virtual host or the route configuration carries a per-route
+    /// configuration of the filter.
+    pub fn has_route_configs(&self) -> bool {
+        self.route_config.is_some()
+            || self.vhosts.iter().any(|v| {
+                v.route_config.is_some() || v.routes.iter().any(|r| r.route_config.is_some())
+            })
+    }
+
+    /// What Envoy's `get_most_specific_route_config` returns for a request on `route` of
+    /// `vhost`: the route's own entry, else its virtual host's, else the route configuration's.
+    /// A request that matches no route has none.
+    fn route_config<'t>(
+        &'t self,
+        vhost: &'t VirtualHost,
+        route: &'t Route,
+    ) -> Option<&'t PerRoute> {
+        route
+            .route_config
+            .as_ref()
+            .or(vhost.route_config.as_ref())
+            .or(self.route_config.as_ref())
     }
 
     /// Ports in `Host` are ignored (the connection manager's `strip_any_host_port` or
@@ -140,19 +208,15 @@ impl RouteTable {
                 };
                 let metadata = encode_metadata(ns, v);
                 if let MetadataPolicy::Invalid(e) = route_metadata::decode(&metadata, ns).policy {
-                    let label = r
-                        .name
-                        .as_deref()
-                        .map_or(format!("#{i}"), |n| format!("{n:?}"));
-                    errors.push(format!("route {label} of virtual host {:?}: {e}", vh.name));
+                    errors.push(format!("{} of virtual host {:?}: {e}", r.label(i), vh.name));
                 }
             }
         }
         errors
     }
 
-    pub fn has_vhost(&self, name: &str) -> bool {
-        self.vhosts.iter().any(|v| v.name == name)
+    fn vhost(&self, name: &str) -> Option<&VirtualHost> {
+        self.vhosts.iter().find(|v| v.name == name)
     }
 
     /// Envoy's choice for a request to `host` and `path`: the virtual host (by `domains`) and
@@ -236,21 +300,28 @@ impl Route {
             .and_then(Value::as_str)
             .filter(|n| !n.is_empty())
             .map(str::to_owned);
-        let label = match &name {
-            Some(n) => format!("route {n:?}"),
-            None => format!("route #{index}"),
-        };
-        let matcher = RouteMatch::from_envoy(r.get("match"))
-            .map_err(|e| format!("{label} of virtual host {vhost:?}: {e}; name the route with --route instead of --path"));
         let filter_metadata = r
             .get("metadata")
             .and_then(|m| m.get("filter_metadata"))
             .and_then(Value::as_object)
             .cloned();
-        Route {
+        let mut route = Route {
             name,
-            matcher,
+            matcher: Err(String::new()),
             filter_metadata,
+            route_config: None,
+        };
+        let label = route.label(index);
+        route.matcher = RouteMatch::from_envoy(r.get("match"))
+            .map_err(|e| format!("{label} of virtual host {vhost:?}: {e}; name the route with --route instead of --path"));
+        route
+    }
+
+    /// `route "name"`, or `route #index` for a route without a name.
+    fn label(&self, index: usize) -> String {
+        match &self.name {
+            Some(n) => format!("route {n:?}"),
+            None => format!("route #{index}"),
         }
     }
 }
@@ -367,6 +438,182 @@ impl PathMatch {
     }
 }
 
+/// Where Envoy sends the request: the names the filter reads and what the route carries.
+#[derive(Debug, Default)]
+pub struct Location<'t> {
+    pub route: Option<String>,
+    pub vhost: Option<String>,
+    /// The route's `filter_metadata`, when the Envoy config shows the route.
+    pub metadata: Option<&'t Map<String, Value>>,
+    /// Whether the route table was consulted at all (else metadata is unknown).
+    pub metadata_known: bool,
+    /// The most specific per-route configuration of the filter (native build).
+    pub route_config: Option<&'t PerRoute>,
+    /// How the route was found, for people.
+    pub how: Option<String>,
+}
+
+/// Where a request and, for a preflight matched by `--path`, its actual request go.
+pub struct Located<'t> {
+    pub request: Location<'t>,
+    pub actual: Option<ActualRoute<'t>>,
+    /// What the route table says about the request: no route, a name it does not have.
+    pub notes: Vec<String>,
+}
+
+/// The route that a preflight's actual request takes (`:method` set to the
+/// `Access-Control-Request-Method`), when it is another route than the preflight's own.
+pub struct ActualRoute<'t> {
+    pub method: String,
+    /// The preflight's own route and the actual request's, for people (`route "a"`, `no route`).
+    pub preflight_route: String,
+    pub actual_route: String,
+    pub location: Location<'t>,
+}
+
+/// Finds where the request goes: by `--path` (and `--host`) in the route table, or by the
+/// names given with `--route` / `--vhost`.
+pub fn locate<'t>(input: &Input, routes: Option<&'t RouteTable>) -> Result<Located<'t>, String> {
+    let mut notes = Vec::new();
+    if let Some(path) = &input.path {
+        if input.route.is_some() || input.vhost.is_some() {
+            return Err("give either --path (with --host) or --route / --vhost, not both".into());
+        }
+        let table = routes.ok_or(
+            "--path needs an Envoy config whose listener has an inline route_config; \
+             with a plugin configuration alone, use --route / --vhost",
+        )?;
+        let host = input.host.as_deref().unwrap_or("localhost");
+        let matched = table.match_request(host, path, input.method())?;
+        let request = table.location(matched, host, path, None);
+        match matched {
+            (None, _) => notes.push(format!(
+                "no virtual host matches Host {host:?}: Envoy answers 404 itself"
+            )),
+            (Some(_), None) => notes.push(
+                "no route matches: Envoy answers 404 itself (the filter still decorates that reply)"
+                    .into(),
+            ),
+            (Some(_), Some(_)) => {}
+        }
+        let actual = match input
+            .request_method
+            .as_deref()
+            .filter(|m| !m.is_empty() && input.method() == "OPTIONS")
+        {
+            Some(method) => {
+                let other = table.match_request(host, path, method)?;
+                let same = match (matched.1, other.1) {
+                    (Some(a), Some(b)) => std::ptr::eq(a, b),
+                    (a, b) => a.is_none() && b.is_none(),
+                };
+                (!same).then(|| ActualRoute {
+                    method: method.to_owned(),
+                    preflight_route: route_label(matched.1),
+                    actual_route: route_label(other.1),
+                    location: table.location(other, host, path, Some(method)),
+                })
+            }
+            None => None,
+        };
+        return Ok(Located {
+            request,
+            actual,
+            notes,
+        });
+    }
+    let mut request = Location {
+        route: input.route.clone(),
+        vhost: input.vhost.clone(),
+        ..Location::default()
+    };
+    let Some(table) = routes else {
+        return Ok(Located {
+            request,
+            actual: None,
+            notes,
+        });
+    };
+    request.metadata_known = true;
+    if let Some(name) = &input.route {
+        match table.find_route(name, input.vhost.as_deref())? {
+            Some((vh, r)) => {
+                if request.vhost.is_none() {
+                    request.vhost = Some(vh.name.clone());
+                    request.how = Some(format!("route {name:?} is in virtual host {:?}", vh.name));
+                }
+                request.metadata = r.filter_metadata.as_ref();
+                request.route_config = table.route_config(vh, r);
+            }
+            None => notes.push(format!(
+                "route {name:?} is not in the Envoy config's route table"
+            )),
+        }
+    } else if let Some(vh) = input.vhost.as_deref().and_then(|v| table.vhost(v)) {
+        // Only the virtual host is known: its own entry, else the route configuration's.
+        request.route_config = vh.route_config.as_ref().or(table.route_config.as_ref());
+    }
+    if let Some(vh) = &input.vhost {
+        if table.vhost(vh).is_none() {
+            notes.push(format!(
+                "virtual host {vh:?} is not in the Envoy config's route table"
+            ));
+        }
+    }
+    Ok(Located {
+        request,
+        actual: None,
+        notes,
+    })
+}
+
+/// `route "name"`, `an unnamed route` or `no route`: what a request takes, for people.
+fn route_label(route: Option<&Route>) -> String {
+    match route {
+        None => "no route".to_owned(),
+        Some(r) => r
+            .name
+            .as_deref()
+            .map_or("an unnamed route".to_owned(), |n| format!("route {n:?}")),
+    }
+}
+
+impl RouteTable {
+    /// The location of a request matched by `match_request`; `method` names a method other than
+    /// the request's own (a preflight's actual request).
+    fn location<'t>(
+        &'t self,
+        (vh, route): (Option<&'t VirtualHost>, Option<&'t Route>),
+        host: &str,
+        path: &str,
+        method: Option<&str>,
+    ) -> Location<'t> {
+        let with = method.map_or(String::new(), |m| format!(" with :method {m}"));
+        let how = match (vh, route) {
+            (None, _) => format!("Host {host:?} matches no virtual host"),
+            (Some(v), None) => format!(
+                "Host {host:?} path {path:?}{with}: virtual host {:?}, no route",
+                v.name
+            ),
+            (Some(v), Some(r)) => format!(
+                "Host {host:?} path {path:?}{with}: virtual host {:?}, route {}",
+                v.name,
+                r.name
+                    .as_deref()
+                    .map_or("(unnamed)".to_owned(), |n| format!("{n:?}"))
+            ),
+        };
+        Location {
+            route: route.and_then(|r| r.name.clone()),
+            vhost: vh.map(|v| v.name.clone()),
+            metadata: route.and_then(|r| r.filter_metadata.as_ref()),
+            metadata_known: true,
+            route_config: vh.zip(route).and_then(|(v, r)| self.route_config(v, r)),
+            how: Some(how),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,7 +638,7 @@ mod tests {
                 {"name": "get", "match": {"prefix": "/items"}},
             ]},
             {"name": "any", "domains": ["*"], "routes": [{"name": "a", "match": {"prefix": "/x"}}]},
-        ]}))
+        ]}), None)
         .unwrap()
     }
 

@@ -1,22 +1,76 @@
 //! Reading the plugin configuration: a JSON file (what a `StringValue` or Istio's
-//! `pluginConfig` carries), or an Envoy config (YAML or JSON) from which our Wasm filter's
-//! `configuration` is taken in either encoding, together with the inline route table of its
-//! listener (route names, virtual hosts, route metadata, and `--path` matching).
+//! `pluginConfig` carries), or an Envoy config (YAML or JSON) from which our filter's
+//! configuration is taken in either encoding, together with the inline route table of its
+//! listener (route names, virtual hosts, route metadata, per-route configurations, and
+//! `--path` matching). The filter is the Wasm build (a `Wasm` HTTP filter) or the native build
+//! (a `DynamicModuleFilter` of the module `cors`).
 
 use crate::routes::RouteTable;
-use cors_core::config::Config;
+use cors_core::config::{Config, RouteConfig};
 use cors_core::fields::JsonError;
 use cors_core::structpb::encode::encode_struct;
 use serde_json::Value;
 use std::fmt;
 
 const WASM_FILTER_TYPE: &str = "envoy.extensions.filters.http.wasm.v3.Wasm";
+const NATIVE_FILTER_TYPE: &str =
+    "envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter";
+const NATIVE_PER_ROUTE_TYPE: &str =
+    "envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilterPerRoute";
+/// The native build's module (`dynamic_module_config.name`: `libcors.so`) and its only filter
+/// (`filter_name`).
+const NATIVE_MODULE: &str = "cors";
+const NATIVE_FILTER_NAME: &str = "cors";
+
+/// Which build of the filter the configuration is for: their rules differ in places (counter
+/// names, per-route configuration, re-matching a preflight's route, route metadata).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    Wasm,
+    Native,
+}
+
+impl Build {
+    /// For people: "the Wasm build".
+    pub fn name(self) -> &'static str {
+        match self {
+            Build::Wasm => "the Wasm build",
+            Build::Native => "the native build",
+        }
+    }
+
+    /// In JSON output.
+    pub fn key(self) -> &'static str {
+        match self {
+            Build::Wasm => "wasm",
+            Build::Native => "native",
+        }
+    }
+
+    pub fn other(self) -> Build {
+        match self {
+            Build::Wasm => Build::Native,
+            Build::Native => Build::Wasm,
+        }
+    }
+
+    /// The prefix Envoy gives the filter's counters (`cors_core::stats`).
+    pub fn counter_prefix(self) -> &'static str {
+        match self {
+            Build::Wasm => "wasmcustom.",
+            Build::Native => "dynamicmodulescustom.",
+        }
+    }
+}
 
 #[derive(Debug)]
 pub enum LoadError {
     /// The filter would refuse this configuration at load; the text is the filter's log line.
     Config(JsonError),
-    /// Anything else: unreadable file, no Wasm filter in an Envoy config, ambiguity.
+    /// Envoy would refuse the configuration at load for another reason (a per-route
+    /// configuration, a filter name); the text says where and why.
+    Refused(String),
+    /// Anything else: unreadable file, no CORS filter in an Envoy config, ambiguity.
     Input(String),
 }
 
@@ -24,7 +78,7 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LoadError::Config(e) => write!(f, "invalid plugin configuration: {e}"),
-            LoadError::Input(s) => write!(f, "{s}"),
+            LoadError::Refused(s) | LoadError::Input(s) => write!(f, "{s}"),
         }
     }
 }
@@ -41,6 +95,8 @@ pub struct Loaded {
     pub routes: Option<RouteTable>,
     /// Where the configuration came from, for people.
     pub source: String,
+    /// The Wasm build unless the Envoy config's filter is the native one.
+    pub build: Build,
 }
 
 /// Loads `path`. `listener` picks one listener of an Envoy config holding several filters.
@@ -59,6 +115,7 @@ pub fn load(path: &str, listener: Option<&str>) -> Result<Loaded, LoadError> {
             config: Config::from_bytes(&bytes)?,
             routes: None,
             source: format!("plugin configuration {path} (JSON)"),
+            build: Build::Wasm,
         });
     }
     let text = std::str::from_utf8(&bytes)
@@ -73,26 +130,28 @@ pub fn load(path: &str, listener: Option<&str>) -> Result<Loaded, LoadError> {
         config: struct_config(&v)?,
         routes: None,
         source: format!("plugin configuration {path} (YAML, read as a Struct)"),
+        build: Build::Wasm,
     })
 }
 
 fn is_envoy_document(v: &Value) -> bool {
     v.get("static_resources").is_some()
         || v.get("kind").and_then(Value::as_str) == Some("WasmPlugin")
-        || !wasm_filters(v).is_empty()
+        || !cors_filters(v).is_empty()
 }
 
-/// Every Wasm HTTP filter config (the `config` of a `...wasm.v3.Wasm`) under `v`, also inside
-/// wrappers such as `ExtensionWithMatcher`.
-fn wasm_filters(v: &Value) -> Vec<&Value> {
+/// Every filter under `v` that may be ours, also inside wrappers such as
+/// `ExtensionWithMatcher`: the `config` of a Wasm HTTP filter, the `typed_config` of a
+/// dynamic-module filter.
+fn cors_filters(v: &Value) -> Vec<(Build, &Value)> {
     let mut found = Vec::new();
     walk(v, &mut |o| {
-        let is_wasm = o
-            .get("@type")
-            .and_then(Value::as_str)
-            .is_some_and(|t| t.ends_with(WASM_FILTER_TYPE));
-        if is_wasm {
-            found.push(o.get("config").unwrap_or(&Value::Null));
+        let type_url = o.get("@type").and_then(Value::as_str).unwrap_or("");
+        if type_url.ends_with(WASM_FILTER_TYPE) {
+            found.push((Build::Wasm, o.get("config").unwrap_or(&Value::Null)));
+            false
+        } else if type_url.ends_with(NATIVE_FILTER_TYPE) {
+            found.push((Build::Native, o));
             false
         } else {
             true
@@ -120,7 +179,11 @@ fn walk<'a>(v: &'a Value, visit: &mut dyn FnMut(&'a Value) -> bool) {
 
 struct Candidate<'a> {
     listener: String,
+    build: Build,
+    /// The Wasm filter's `config`, or the dynamic-module filter's `typed_config`.
     config: &'a Value,
+    /// The filter's name in `http_filters` (the key of its `typed_per_filter_config`).
+    http_filter: Option<&'a str>,
     route_config: Option<&'a Value>,
     /// The connection manager ignores ports in `Host` when matching domains.
     ignore_port: bool,
@@ -140,8 +203,60 @@ fn from_envoy(doc: &Value, listener: Option<&str>, path: &str) -> Result<Loaded,
             config: Config::from_bytes(&text)?,
             routes: None,
             source: format!("{path}: Istio WasmPlugin spec.pluginConfig (JSON)"),
+            build: Build::Wasm,
         });
     }
+    let candidates = candidates(doc);
+    let candidate = choose(&candidates, listener, path)?;
+    let build = candidate.build;
+    let field = match build {
+        Build::Wasm => "configuration",
+        Build::Native => "filter_config",
+    };
+    if build == Build::Native {
+        let filter_name = candidate.config.get("filter_name").and_then(Value::as_str);
+        if filter_name != Some(NATIVE_FILTER_NAME) {
+            // The module refuses any other filter, and Envoy then the configuration.
+            return Err(LoadError::Refused(format!(
+                "{path}: filter_name {:?}: the native module's filter is {NATIVE_FILTER_NAME:?}",
+                filter_name.unwrap_or("")
+            )));
+        }
+    }
+    let (bytes, encoding) = filter_bytes(payload(candidate), build, field)?;
+    let mut config = Config::from_bytes(&bytes)?;
+    let routes = match candidate.route_config {
+        Some(rc) => Some(
+            route_table(rc, build, candidate.http_filter, &mut config.warnings)?
+                .with_ignore_port(candidate.ignore_port),
+        ),
+        None => None,
+    };
+    let mut source = match build {
+        Build::Wasm => {
+            let name = candidate.config.get("name").and_then(Value::as_str);
+            format!("{path}: Wasm filter {:?}", name.unwrap_or(""))
+        }
+        Build::Native => format!(
+            "{path}: native filter {:?} (dynamic module {NATIVE_MODULE:?})",
+            candidate.http_filter.unwrap_or(NATIVE_FILTER_NAME)
+        ),
+    };
+    if !candidate.listener.is_empty() {
+        source.push_str(&format!(" of listener {:?}", candidate.listener));
+    }
+    source.push_str(&format!(", {field} as {encoding}"));
+    Ok(Loaded {
+        config,
+        routes,
+        source,
+        build,
+    })
+}
+
+/// Our filter's possible places: each CORS filter of each listener's connection manager, or of
+/// a fragment (an `http_filters` list, one filter) when there is no listener.
+fn candidates(doc: &Value) -> Vec<Candidate<'_>> {
     let mut candidates: Vec<Candidate> = Vec::new();
     let listeners = doc
         .get("static_resources")
@@ -157,31 +272,52 @@ fn from_envoy(doc: &Value, listener: Option<&str>, path: &str) -> Result<Loaded,
             let Some(filters) = o.get("http_filters") else {
                 return true;
             };
-            for config in wasm_filters(filters) {
-                candidates.push(Candidate {
-                    listener: name.clone(),
-                    config,
-                    route_config: o.get("route_config"),
-                    ignore_port: ["strip_any_host_port", "ignore_port_in_host_matching"]
-                        .iter()
-                        .any(|k| o.get(k).and_then(Value::as_bool) == Some(true)),
-                });
+            let entries = filters
+                .as_array()
+                .map_or(std::slice::from_ref(filters), Vec::as_slice);
+            for entry in entries {
+                for (build, config) in cors_filters(entry) {
+                    candidates.push(Candidate {
+                        listener: name.clone(),
+                        build,
+                        config,
+                        http_filter: entry.get("name").and_then(Value::as_str),
+                        route_config: o.get("route_config"),
+                        ignore_port: ["strip_any_host_port", "ignore_port_in_host_matching"]
+                            .iter()
+                            .any(|k| o.get(k).and_then(Value::as_bool) == Some(true)),
+                    });
+                }
             }
             false
         });
     }
     if candidates.is_empty() {
         // A fragment (an http_filters list, one filter): no listener, no routes.
-        for config in wasm_filters(doc) {
+        for (build, config) in cors_filters(doc) {
             candidates.push(Candidate {
                 listener: String::new(),
+                build,
                 config,
+                http_filter: None,
                 route_config: None,
                 ignore_port: false,
             });
         }
     }
-    let ours: Vec<&Candidate> = candidates.iter().filter(|c| is_ours(c.config)).collect();
+    candidates
+}
+
+/// The one filter to explain: ours (when any is), in `listener` when given.
+fn choose<'c, 'a>(
+    candidates: &'c [Candidate<'a>],
+    listener: Option<&str>,
+    path: &str,
+) -> Result<&'c Candidate<'a>, LoadError> {
+    let ours: Vec<&Candidate> = candidates
+        .iter()
+        .filter(|c| is_ours(c.build, c.config))
+        .collect();
     let mut chosen: Vec<&Candidate> = if ours.is_empty() {
         candidates.iter().collect()
     } else {
@@ -195,7 +331,9 @@ fn from_envoy(doc: &Value, listener: Option<&str>, path: &str) -> Result<Loaded,
     let mut distinct: Vec<&Candidate> = Vec::new();
     for c in chosen {
         let seen = distinct.iter().any(|d| {
-            d.config.get("configuration") == c.config.get("configuration")
+            d.build == c.build
+                && payload(d) == payload(c)
+                && d.http_filter == c.http_filter
                 && d.route_config == c.route_config
                 && d.ignore_port == c.ignore_port
         });
@@ -203,50 +341,44 @@ fn from_envoy(doc: &Value, listener: Option<&str>, path: &str) -> Result<Loaded,
             distinct.push(c);
         }
     }
-    let candidate = match distinct.as_slice() {
-        [one] => *one,
-        [] => {
-            return Err(LoadError::Input(match listener {
-                Some(l) => format!("{path}: no Wasm filter in listener {l:?}"),
-                None => format!("{path}: no Wasm HTTP filter ({WASM_FILTER_TYPE}) found"),
-            }))
-        }
+    match distinct.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(LoadError::Input(match listener {
+            Some(l) => format!("{path}: no CORS filter in listener {l:?}"),
+            None => format!(
+                "{path}: no CORS filter (a Wasm HTTP filter, {WASM_FILTER_TYPE}, or a \
+                     dynamic-module filter, {NATIVE_FILTER_TYPE}) found"
+            ),
+        })),
         many => {
             let names: Vec<String> = many.iter().map(|c| format!("{:?}", c.listener)).collect();
-            return Err(LoadError::Input(format!(
-                "{path}: several Wasm filters (listeners {}): choose one with --listener NAME",
+            Err(LoadError::Input(format!(
+                "{path}: several CORS filters (listeners {}): choose one with --listener NAME",
                 names.join(", ")
-            )));
+            )))
         }
-    };
-    let (config, encoding) = plugin_config(candidate.config.get("configuration"))?;
-    let routes = match candidate.route_config {
-        Some(rc) => Some(
-            RouteTable::from_envoy(rc)
-                .map_err(LoadError::Input)?
-                .with_ignore_port(candidate.ignore_port),
-        ),
-        None => None,
-    };
-    let filter_name = candidate
-        .config
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let mut source = format!("{path}: Wasm filter {filter_name:?}");
-    if !candidate.listener.is_empty() {
-        source.push_str(&format!(" of listener {:?}", candidate.listener));
     }
-    source.push_str(&format!(", configuration as {encoding}"));
-    Ok(Loaded {
-        config,
-        routes,
-        source,
-    })
 }
 
-/// Our filter: root_id `cors` or a module named `cors_filter.wasm`.
-fn is_ours(config: &Value) -> bool {
+/// The filter's configuration `Any`: the Wasm filter's `configuration`, the dynamic-module
+/// filter's `filter_config`.
+fn payload<'a>(c: &Candidate<'a>) -> Option<&'a Value> {
+    match c.build {
+        Build::Wasm => c.config.get("configuration"),
+        Build::Native => c.config.get("filter_config"),
+    }
+}
+
+/// Our filter: a Wasm filter with root_id `cors` or a module named `cors_filter.wasm`; a
+/// dynamic-module filter of the module `cors`.
+fn is_ours(build: Build, config: &Value) -> bool {
+    if build == Build::Native {
+        let module = config
+            .get("dynamic_module_config")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str);
+        return module == Some(NATIVE_MODULE);
+    }
     let root_id = config.get("root_id").and_then(Value::as_str);
     let file = config
         .get("vm_config")
@@ -257,45 +389,104 @@ fn is_ours(config: &Value) -> bool {
     root_id == Some("cors") || file.is_some_and(|f| f.ends_with("cors_filter.wasm"))
 }
 
-/// The filter's view of the `configuration` Any: a Struct arrives as wire bytes (numbers are
-/// doubles), a StringValue / BytesValue as its raw contents, nothing as empty bytes.
-fn plugin_config(any: Option<&Value>) -> Result<(Config, &'static str), LoadError> {
+/// The listener's route table with, for the native build, the filter's per-route
+/// configurations read as the module reads them at load (their warnings go to `warnings`).
+/// The Wasm filter has none (Envoy refuses them for it).
+fn route_table(
+    route_config: &Value,
+    build: Build,
+    http_filter: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Result<RouteTable, LoadError> {
+    let Some(filter) = http_filter.filter(|_| build == Build::Native) else {
+        return RouteTable::from_envoy(route_config, None);
+    };
+    let mut read = |entry: &Value, at: &str| -> Result<RouteConfig, LoadError> {
+        let refuse = |why: String| {
+            LoadError::Refused(format!(
+                "invalid per-route configuration of {at} (typed_per_filter_config.{filter}): {why}"
+            ))
+        };
+        let type_url = entry.get("@type").and_then(Value::as_str).unwrap_or("");
+        if !type_url.ends_with(NATIVE_PER_ROUTE_TYPE) {
+            return Err(refuse(format!(
+                "@type {type_url:?}: expected type.googleapis.com/{NATIVE_PER_ROUTE_TYPE}"
+            )));
+        }
+        let module = entry
+            .get("dynamic_module_config")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str);
+        if module != Some(NATIVE_MODULE) {
+            return Err(refuse(format!(
+                "dynamic_module_config.name {:?}: the filter's module is {NATIVE_MODULE:?}",
+                module.unwrap_or("")
+            )));
+        }
+        let name = entry.get("filter_name").and_then(Value::as_str);
+        if name != Some(NATIVE_FILTER_NAME) {
+            return Err(refuse(format!(
+                "filter_name {:?}: the native module's filter is {NATIVE_FILTER_NAME:?}",
+                name.unwrap_or("")
+            )));
+        }
+        let (bytes, _) = filter_bytes(entry.get("filter_config"), build, "filter_config")
+            .map_err(|e| refuse(e.to_string()))?;
+        let mut found = Vec::new();
+        let config =
+            RouteConfig::from_bytes(&bytes, &mut found).map_err(|e| refuse(e.to_string()))?;
+        warnings.extend(found.into_iter().map(|w| format!("{at}: {w}")));
+        Ok(config)
+    };
+    RouteTable::from_envoy(route_config, Some((filter, &mut read)))
+}
+
+/// The bytes the filter gets for its configuration `Any` (`field`): a StringValue / BytesValue
+/// as its raw contents; a Struct as protobuf wire bytes (numbers are doubles) in the Wasm
+/// build, as JSON text in the native one; nothing as empty bytes. With the encoding's name.
+fn filter_bytes(
+    any: Option<&Value>,
+    build: Build,
+    field: &str,
+) -> Result<(Vec<u8>, &'static str), LoadError> {
     let Some(any) = any else {
-        return Ok((Config::from_bytes(b"")?, "nothing (empty)"));
+        return Ok((Vec::new(), "nothing (empty)"));
     };
     let type_url = any.get("@type").and_then(Value::as_str).unwrap_or("");
     let value = any.get("value");
     if type_url.ends_with("google.protobuf.Struct") {
         let v = value.cloned().unwrap_or(Value::Object(Default::default()));
         if !v.is_object() {
-            return Err(LoadError::Input(
-                "configuration: a google.protobuf.Struct value must be a map".into(),
-            ));
+            return Err(LoadError::Input(format!(
+                "{field}: a google.protobuf.Struct value must be a map"
+            )));
         }
-        Ok((struct_config(&v)?, "Struct (inline YAML)"))
+        let bytes = match build {
+            Build::Wasm => encode_struct(&v),
+            Build::Native => {
+                serde_json::to_vec(&v).map_err(|e| LoadError::Input(format!("{field}: {e}")))?
+            }
+        };
+        Ok((bytes, "Struct (inline YAML)"))
     } else if type_url.ends_with("google.protobuf.StringValue") {
         let text = match value {
             None => "",
             Some(Value::String(s)) => s.as_str(),
             Some(_) => {
-                return Err(LoadError::Input(
-                    "configuration: a google.protobuf.StringValue value must be a string".into(),
-                ))
+                return Err(LoadError::Input(format!(
+                    "{field}: a google.protobuf.StringValue value must be a string"
+                )))
             }
         };
-        Ok((
-            Config::from_bytes(text.as_bytes())?,
-            "StringValue (JSON text)",
-        ))
+        Ok((text.as_bytes().to_vec(), "StringValue (JSON text)"))
     } else if type_url.ends_with("google.protobuf.BytesValue") {
         let text = value.and_then(Value::as_str).unwrap_or("");
-        let bytes = base64_decode(text).ok_or_else(|| {
-            LoadError::Input("configuration: BytesValue value is not base64".into())
-        })?;
-        Ok((Config::from_bytes(&bytes)?, "BytesValue"))
+        let bytes = base64_decode(text)
+            .ok_or_else(|| LoadError::Input(format!("{field}: BytesValue value is not base64")))?;
+        Ok((bytes, "BytesValue"))
     } else {
         Err(LoadError::Input(format!(
-            "configuration: unsupported @type {type_url:?} (expected google.protobuf.Struct, StringValue or BytesValue)"
+            "{field}: unsupported @type {type_url:?} (expected google.protobuf.Struct, StringValue or BytesValue)"
         )))
     }
 }

@@ -678,4 +678,328 @@ fn a_preflight_routed_apart_from_its_actual_request_is_explained() {
     ]);
     assert_eq!(actual["route"], "items-put");
     assert_eq!(actual["decision"], "forwarded");
+    // The native build would match the route again with :method PUT.
+    assert_eq!(ex["build"], "wasm");
+    assert_eq!(ex["other_build"]["build"], "native");
+    assert_eq!(ex["other_build"]["policy"], "routes.items-put");
+    assert_eq!(ex["other_build"]["decision"], "answered_preflight");
+}
+
+/// A listener whose CORS filter is the native build, with per-route configurations on the
+/// route configuration, on virtual host `api` and on some of its routes.
+const NATIVE_YAML: &str = r#"
+static_resources:
+  listeners:
+  - name: native
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: native
+          route_config:
+            typed_per_filter_config:
+              cors:
+                "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilterPerRoute
+                dynamic_module_config: {name: cors}
+                filter_name: cors
+                filter_config:
+                  "@type": type.googleapis.com/google.protobuf.Struct
+                  value: {allow_origins: ["https://table.example"]}
+            virtual_hosts:
+            - name: api
+              domains: ["api.example.com"]
+              typed_per_filter_config:
+                cors:
+                  "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilterPerRoute
+                  dynamic_module_config: {name: cors}
+                  filter_name: cors
+                  filter_config:
+                    "@type": type.googleapis.com/google.protobuf.Struct
+                    value: {allow_origins: ["https://vhost.example"]}
+              routes:
+              - name: own
+                match: {prefix: "/own"}
+                route: {cluster: upstream}
+                typed_per_filter_config:
+                  cors:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilterPerRoute
+                    dynamic_module_config: {name: cors}
+                    filter_name: cors
+                    filter_config:
+                      "@type": type.googleapis.com/google.protobuf.StringValue
+                      value: '{"allow_origins": ["https://route.example"]}'
+              - name: off
+                match: {prefix: "/off"}
+                route: {cluster: upstream}
+                typed_per_filter_config:
+                  cors:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilterPerRoute
+                    dynamic_module_config: {name: cors}
+                    filter_name: cors
+                    filter_config: {"@type": type.googleapis.com/google.protobuf.StringValue, value: "null"}
+              - name: inherit
+                match: {prefix: "/inherit"}
+                route: {cluster: upstream}
+                typed_per_filter_config:
+                  cors:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilterPerRoute
+                    dynamic_module_config: {name: cors}
+                    filter_name: cors
+                    filter_config: {"@type": type.googleapis.com/google.protobuf.Struct, value: {}}
+              - name: plain
+                match: {prefix: "/"}
+                route: {cluster: upstream}
+            - name: other
+              domains: ["*"]
+              routes:
+              - name: elsewhere
+                match: {prefix: "/"}
+                route: {cluster: upstream}
+          http_filters:
+          - name: cors
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
+              dynamic_module_config: {name: cors}
+              filter_name: cors
+              filter_config:
+                "@type": type.googleapis.com/google.protobuf.Struct
+                value:
+                  policy: {allow_origins: ["https://app.example"], max_age: 600}
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+"#;
+
+/// `--json` on NATIVE_YAML (or `yaml`) for a GET to `path` on api.example.com from `origin`.
+fn native_get(yaml: &str, path: &str, origin: &str) -> Value {
+    let y = file("native.yaml", yaml).display().to_string();
+    json(&[
+        &y,
+        "--host",
+        "api.example.com",
+        "--path",
+        path,
+        "--origin",
+        origin,
+    ])
+}
+
+#[test]
+fn the_most_specific_per_route_configuration_of_the_native_build_applies() {
+    // The route's own entry on /own, the virtual host's on /plain.
+    for (path, origin, at) in [
+        (
+            "/own",
+            "https://route.example",
+            "route \"own\" of virtual host \"api\"",
+        ),
+        ("/plain", "https://vhost.example", "virtual host \"api\""),
+    ] {
+        let ex = native_get(NATIVE_YAML, path, origin);
+        let why = ex["selected_by"]["why"].as_str().unwrap();
+        assert!(why.starts_with(&format!("{at} carries")), "{why}");
+        assert_eq!(ex["build"], "native");
+        assert_eq!(ex["selected_by"]["source"], "per_route", "{path}");
+        assert_eq!(ex["decision"], "forwarded", "{path}");
+        assert_eq!(header(&ex, "access-control-allow-origin"), Some(origin));
+        // The less specific levels' origins are not allowed there.
+        let other = native_get(NATIVE_YAML, path, "https://table.example");
+        assert_eq!(other["decision"], "refused", "{path}");
+    }
+    let y = file("native.yaml", NATIVE_YAML).display().to_string();
+    let ex = json(&[
+        &y,
+        "--host",
+        "elsewhere.example",
+        "--path",
+        "/x",
+        "--origin",
+        "https://table.example",
+    ]);
+    assert_eq!(ex["route"], "elsewhere");
+    assert_eq!(ex["selected_by"]["source"], "per_route");
+    assert!(ex["selected_by"]["why"]
+        .as_str()
+        .unwrap()
+        .starts_with("the route configuration carries"));
+    assert_eq!(ex["decision"], "forwarded");
+    assert!(ex["config"]
+        .as_str()
+        .unwrap()
+        .contains("native filter \"cors\""));
+}
+
+#[test]
+fn a_null_per_route_configuration_turns_cors_off_and_an_empty_one_inherits() {
+    let ex = native_get(NATIVE_YAML, "/off", "https://app.example");
+    assert_eq!(ex["selected_by"]["source"], "per_route");
+    assert_eq!(ex["decision"], "passed_through");
+    assert_eq!(ex["policy"], Value::Null);
+    // `{}` on the route: the filter-level `policy`, not the virtual host's entry.
+    let ex = native_get(NATIVE_YAML, "/inherit", "https://app.example");
+    assert_eq!(ex["selected_by"]["source"], "default");
+    assert_eq!(ex["policy"], "policy");
+    assert_eq!(ex["decision"], "forwarded");
+    let ex = native_get(NATIVE_YAML, "/inherit", "https://vhost.example");
+    assert_eq!(ex["decision"], "refused");
+}
+
+#[test]
+fn check_refuses_a_bad_per_route_configuration_with_its_path() {
+    let bad = NATIVE_YAML.replace(
+        r#"value: {allow_origins: ["https://vhost.example"]}"#,
+        r#"value: {allow_origins: ["https://vhost.example", "vhost.example"]}"#,
+    );
+    assert_ne!(bad, NATIVE_YAML);
+    let b = file("native-bad.yaml", &bad);
+    let out = run(&["--check", b.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "invalid per-route configuration of virtual host \"api\" (typed_per_filter_config.cors): \
+         allow_origins[1]: \"vhost.example\" is not an origin (expected scheme://host[:port], \"*\" or \"null\")\n"
+    );
+    // Explaining a request under it fails the same way: Envoy would not load it.
+    let out = run(&[b.to_str().unwrap(), "--origin", "https://app.example"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(&[
+        "--check",
+        file("native-ok.yaml", NATIVE_YAML).to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_native_build_names_its_counters() {
+    let ex = native_get(NATIVE_YAML, "/plain", "https://vhost.example");
+    assert_eq!(ex["counter"], "dynamicmodulescustom.cors.actual.allowed");
+    let ex = native_get(NATIVE_YAML, "/plain", "https://evil.example");
+    assert_eq!(
+        ex["counter"],
+        "dynamicmodulescustom.cors.actual.denied_origin"
+    );
+    let ex = json(&[&config(), "--origin", "https://app.example"]);
+    assert_eq!(ex["build"], "wasm");
+    assert_eq!(ex["counter"], "wasmcustom.cors.actual.allowed");
+}
+
+/// A REST path split by method (GET, PUT, DELETE), each route with its own per-route policy,
+/// and a route for the other methods (OPTIONS) without one, in the native build.
+const REST_YAML: &str = r#"
+static_resources:
+  listeners:
+  - name: rest
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: rest
+          route_config:
+            virtual_hosts:
+            - name: api
+              domains: ["*"]
+              routes:
+              - name: items-get
+                match: { prefix: /api/items, headers: [{ name: ":method", string_match: { exact: GET } }] }
+                route: {cluster: upstream}
+                typed_per_filter_config:
+                  cors:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilterPerRoute
+                    dynamic_module_config: {name: cors}
+                    filter_name: cors
+                    filter_config:
+                      "@type": type.googleapis.com/google.protobuf.Struct
+                      value: {allow_origins: ["https://app.example"], allow_methods: GET, max_age: 60}
+              - name: items-put
+                match: { prefix: /api/items, headers: [{ name: ":method", string_match: { exact: PUT } }] }
+                route: {cluster: upstream}
+                typed_per_filter_config:
+                  cors:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilterPerRoute
+                    dynamic_module_config: {name: cors}
+                    filter_name: cors
+                    filter_config:
+                      "@type": type.googleapis.com/google.protobuf.Struct
+                      value: {allow_origins: ["https://app.example"], allow_methods: PUT, max_age: 60}
+              - name: items-delete
+                match: { prefix: /api/items, headers: [{ name: ":method", string_match: { exact: DELETE } }] }
+                route: {cluster: upstream}
+                typed_per_filter_config:
+                  cors:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilterPerRoute
+                    dynamic_module_config: {name: cors}
+                    filter_name: cors
+                    filter_config:
+                      "@type": type.googleapis.com/google.protobuf.Struct
+                      value: {allow_origins: ["https://app.example"], allow_methods: DELETE, max_age: 60}
+              - name: items-other
+                match: {prefix: /api/items}
+                route: {cluster: upstream}
+          http_filters:
+          - name: cors
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
+              dynamic_module_config: {name: cors}
+              filter_name: cors
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+"#;
+
+#[test]
+fn the_native_build_judges_a_preflight_by_its_actual_requests_route() {
+    let y = file("rest.yaml", REST_YAML).display().to_string();
+    let args = [
+        y.as_str(),
+        "--path",
+        "/api/items",
+        "--origin",
+        "https://app.example",
+        "--request-method",
+        "PUT",
+    ];
+    let ex = json(&args);
+    assert_eq!(ex["build"], "native");
+    assert_eq!(ex["route"], "items-put");
+    assert_eq!(ex["selected_by"]["source"], "per_route");
+    assert_eq!(ex["decision"], "answered_preflight");
+    assert_eq!(header(&ex, "access-control-allow-methods"), Some("PUT"));
+    assert_eq!(ex["then"]["route"], "items-put");
+    assert_eq!(ex["then"]["decision"], "forwarded");
+    // The Wasm build, judging by the OPTIONS request's own route, finds no policy.
+    assert_eq!(ex["other_build"]["build"], "wasm");
+    assert_eq!(ex["other_build"]["decision"], "passed_through");
+    assert!(ex["other_build"]["by"]
+        .as_str()
+        .unwrap()
+        .starts_with("route \"items-other\""));
+    let out = run(&args);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("Other     the Wasm build judges it by route \"items-other\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("the native build judges the preflight by route \"items-put\""),
+        "{shown}"
+    );
+    let delete = json(&[
+        y.as_str(),
+        "--path",
+        "/api/items",
+        "--origin",
+        "https://app.example",
+        "--request-method",
+        "DELETE",
+    ]);
+    assert_eq!(delete["route"], "items-delete");
+    assert_eq!(
+        header(&delete, "access-control-allow-methods"),
+        Some("DELETE")
+    );
 }
