@@ -158,8 +158,8 @@ def test_route_names_follow_the_actual_requests_route_too(ports):
 
 
 @pytest.mark.parametrize("entry, message", [
-    ({"allow_origins": ["https://a.example/"]}, "invalid per-route configuration: allow_origins[0]"),
-    ({"allow_origins": [A], "max_age": "10m"}, "invalid per-route configuration: max_age"),
+    ({"allow_origins": ["https://a.example/"]}, "invalid per-route configuration: typed_per_filter_config.allow_origins[0]"),
+    ({"allow_origins": [A], "max_age": "10m"}, "invalid per-route configuration: typed_per_filter_config.max_age"),
 ])
 def test_a_bad_per_route_policy_refuses_the_route_configuration_naming_the_field(entry, message):
     vhosts = catch_all("check", [with_per_route(route("bad"), entry)])

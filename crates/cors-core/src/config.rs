@@ -158,7 +158,8 @@ pub enum RouteConfig {
 
 impl RouteConfig {
     /// Parses a per-route `filter_config` (JSON text: Envoy hands a `Struct` over as JSON).
-    /// Field paths in errors and warnings start at the policy (`allow_origins[1]`).
+    /// The policy is named `typed_per_filter_config`, where it is written: field paths in errors
+    /// and warnings and refusal reasons start there (`typed_per_filter_config.allow_origins[1]`).
     pub fn from_bytes(bytes: &[u8], warnings: &mut Vec<String>) -> Result<RouteConfig, JsonError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(RouteConfig::Inherit);
@@ -173,7 +174,9 @@ impl RouteConfig {
             Value::Null => Ok(RouteConfig::Off),
             Value::Object(ref fields) if fields.is_empty() => Ok(RouteConfig::Inherit),
             value => Ok(RouteConfig::Policy(Arc::new(Policy::from_json(
-                &value, "", warnings,
+                &value,
+                "typed_per_filter_config",
+                warnings,
             )?))),
         }
     }

@@ -404,7 +404,7 @@ fn route_table(
     let mut read = |entry: &Value, at: &str| -> Result<RouteConfig, LoadError> {
         let refuse = |why: String| {
             LoadError::Refused(format!(
-                "invalid per-route configuration of {at} (typed_per_filter_config.{filter}): {why}"
+                "invalid per-route configuration of {at} (entry {filter:?}): {why}"
             ))
         };
         let type_url = entry.get("@type").and_then(Value::as_str).unwrap_or("");

@@ -856,8 +856,8 @@ fn check_refuses_a_bad_per_route_configuration_with_its_path() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "invalid per-route configuration of virtual host \"api\" (typed_per_filter_config.cors): \
-         allow_origins[1]: \"vhost.example\" is not an origin (expected scheme://host[:port], \"*\" or \"null\")\n"
+        "invalid per-route configuration of virtual host \"api\" (entry \"cors\"): \
+         typed_per_filter_config.allow_origins[1]: \"vhost.example\" is not an origin (expected scheme://host[:port], \"*\" or \"null\")\n"
     );
     // Explaining a request under it fails the same way: Envoy would not load it.
     let out = run(&[b.to_str().unwrap(), "--origin", "https://app.example"]);

@@ -230,7 +230,8 @@ impl ConfigHandle {
         ConfigHandle(ptr)
     }
 
-    /// Defines a counter without labels; its id works with every stream of this config.
+    /// `envoy_dynamic_module_callback_http_filter_config_define_counter`, without labels; the id
+    /// works with every stream of this config.
     pub fn define_counter(&self, name: &str) -> Option<usize> {
         let mut id = 0usize;
         // SAFETY: `self.0` is Envoy's live config (`new`); the name is read during the call;

@@ -600,7 +600,10 @@ fn a_bad_per_route_policy_is_refused_with_its_field_path() {
         RouteConfig::from_bytes(br#"{"allow_origins": ["https://a.com/"]}"#, &mut Vec::new())
             .unwrap_err()
             .to_string();
-    assert!(error.starts_with("allow_origins[0]: "), "{error}");
+    assert!(
+        error.starts_with("typed_per_filter_config.allow_origins[0]: "),
+        "{error}"
+    );
     let error = RouteConfig::from_bytes(b"{nope", &mut Vec::new())
         .unwrap_err()
         .to_string();

@@ -456,3 +456,103 @@ fn a_reply_keeps_every_header_and_value_in_order() {
         [("a", &b"1"[..]), ("b", &b""[..]), ("c", &b"three"[..])]
     );
 }
+
+mod arbitrary_bytes {
+    //! The shell driven with arbitrary header bytes through the fake host, as the core's fuzz
+    //! targets drive the pipeline: it never panics, answers only 200 or 403 (as its last host
+    //! call), leaves `:method` as it came, and answers a CORS request with at most one
+    //! `Access-Control-Allow-Origin`, `*` or the origin sent.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn header_value() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"https://put.com".to_vec()),
+            Just(b"https://get.com".to_vec()),
+            Just(b"PUT".to_vec()),
+            Just(b"GET".to_vec()),
+            Just(b"OPTIONS".to_vec()),
+            Just(b"null".to_vec()),
+            Just(b"*".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..24),
+        ]
+    }
+
+    fn request() -> impl Strategy<Value = Vec<(&'static str, Vec<u8>)>> {
+        let names = prop_oneof![
+            Just(":method"),
+            Just("origin"),
+            Just("access-control-request-method"),
+            Just("access-control-request-headers"),
+            Just("access-control-request-private-network"),
+        ];
+        proptest::collection::vec((names, header_value()), 0..7)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn arbitrary_requests_keep_the_shells_invariants(
+            request in request(),
+            response in proptest::collection::vec(header_value(), 0..3),
+            table in 0..3usize,
+        ) {
+            let config = filter_config(match table {
+                0 => DEFAULT_ALLOWS_A,
+                1 => r#"{"routes": {"items-put": {"allow_origins": ["https://put.com"], "allow_methods": "*", "allow_headers": "*"}}}"#,
+                _ => r#"{"policy": {"allow_origins": ["*"]}, "requests_without_origin": "cache_safe"}"#,
+            });
+            let put = per_route(r#"{"allow_origins": ["https://put.com"], "allow_credentials": true}"#);
+            let off = per_route("null");
+            let filter = Filter::new(&config);
+            let mut host = FakeHost {
+                routes: vec![
+                    FakeRoute { method: Some("PUT"), name: "items-put", config: Some(put.config()) },
+                    FakeRoute { method: Some("DELETE"), name: "items-delete", config: Some(off.config()) },
+                    FakeRoute { method: None, name: "rest", config: None },
+                ],
+                ..FakeHost::default()
+            };
+            for (name, value) in &request {
+                if host.request_header(name).is_none() {
+                    host.request.push(((*name).to_owned(), value.clone()));
+                }
+            }
+            let method_before = host.request_header(":method").map(<[u8]>::to_vec);
+            let origin = host.request_header("origin").map(<[u8]>::to_vec);
+            let status = request_hook(&filter, &mut host);
+            prop_assert_eq!(host.request_header(":method").map(<[u8]>::to_vec), method_before);
+            if let Some((code, _)) = &host.answered {
+                prop_assert_eq!(status, STOP_ITERATION);
+                prop_assert!(*code == 200 || *code == 403);
+                let last = host.calls.borrow().last().cloned();
+                prop_assert_eq!(last.as_deref(), Some("answer"));
+            } else {
+                prop_assert_eq!(status, CONTINUE);
+                // The upstream sets no ACAO: any on the response is the filter's.
+                host.response = response
+                    .iter()
+                    .map(|v| ("vary".to_owned(), v.clone()))
+                    .collect();
+                filter.on_response_headers(&mut host);
+            }
+            let acao: Vec<&[u8]> = match &host.answered {
+                Some((_, headers)) => headers
+                    .iter()
+                    .filter(|(n, _)| n == "access-control-allow-origin")
+                    .map(|(_, v)| v.as_slice())
+                    .collect(),
+                None => host
+                    .response
+                    .iter()
+                    .filter(|(n, _)| n == "access-control-allow-origin")
+                    .map(|(_, v)| v.as_slice())
+                    .collect(),
+            };
+            prop_assert!(acao.len() <= 1, "{:?}", acao);
+            if let Some(value) = acao.first() {
+                prop_assert!(*value == b"*" || Some(value.to_vec()) == origin, "{:?} for {:?}", value, origin);
+            }
+        }
+    }
+}
