@@ -436,14 +436,14 @@ fn routes_keyed_by_name_follow_the_actual_requests_route_too() {
 }
 
 #[test]
-fn a_per_route_config_for_another_filter_name_is_refused() {
+fn a_per_route_config_for_another_filter_or_with_a_bad_field_is_refused() {
     let error = PerRoute::new(b"other", b"{}").err().unwrap();
     assert!(error.contains("unknown filter_name \"other\""), "{error}");
     let error = PerRoute::new(FILTER_NAME, br#"{"allow_origins": "x"}"#)
         .err()
         .unwrap();
     assert!(
-        error.starts_with("invalid per-route configuration: allow_origins"),
+        error.starts_with("invalid per-route configuration: typed_per_filter_config.allow_origins"),
         "{error}"
     );
 }
