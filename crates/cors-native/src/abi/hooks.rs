@@ -64,9 +64,20 @@ unsafe fn drop_module_ptr<T>(ptr: ModulePtr) {
     }
 }
 
-fn log_all(level: LogLevel, lines: &[String]) {
-    for line in lines {
-        log(level, line);
+/// A configuration made at load, handed to Envoy with its warnings logged; or null, which
+/// makes Envoy refuse the configuration, with the reason logged.
+fn made_or_logged<T>(made: Result<(T, Vec<String>), String>) -> ModulePtr {
+    match made {
+        Ok((object, warnings)) => {
+            for warning in &warnings {
+                log(LogLevel::Warn, warning);
+            }
+            into_module_ptr(object)
+        }
+        Err(line) => {
+            log(LogLevel::Error, &line);
+            null()
+        }
     }
 }
 
@@ -92,16 +103,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
                 config.as_slice(),
             )
         };
-        match FilterConfig::new(name, bytes, |counter| handle.define_counter(counter)) {
-            Ok((config, warnings)) => {
-                log_all(LogLevel::Warn, &warnings);
-                into_module_ptr(config)
-            }
-            Err(line) => {
-                log(LogLevel::Error, &line);
-                null()
-            }
-        }
+        made_or_logged(FilterConfig::new(name, bytes, |counter| {
+            handle.define_counter(counter)
+        }))
     })
     .unwrap_or(null())
 }
@@ -131,16 +135,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_ne
     guard(|| {
         // SAFETY: Envoy hands both buffers to this hook, for its length.
         let (name, bytes) = unsafe { (name.as_slice(), config.as_slice()) };
-        match PerRoute::new(name, bytes) {
-            Ok((per_route, warnings)) => {
-                log_all(LogLevel::Warn, &warnings);
-                into_module_ptr(per_route)
-            }
-            Err(line) => {
-                log(LogLevel::Error, &line);
-                null()
-            }
-        }
+        made_or_logged(PerRoute::new(name, bytes))
     })
     .unwrap_or(null())
 }
