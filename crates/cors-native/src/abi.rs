@@ -25,6 +25,24 @@ use std::marker::PhantomData;
 /// matched" for it (another value only logs a warning and loads anyway).
 pub const ABI_VERSION: &CStr = c"v0.2.0";
 
+/// A callback that Envoy 1.40 exports and 1.39 does not (checked with `nm -D` on the PyPI
+/// wheels 1.39.3 and 1.40.0). Envoy 1.38 and 1.39 export every callback this module imports,
+/// with some signatures changed, and load it after a mere warning: its absence is how the
+/// module tells that it would run with mismatched signatures.
+const ONLY_IN_THIS_ABI: &CStr = c"envoy_dynamic_module_callback_http_get_timing_info";
+
+/// The Envoy this module's bindings are written for, for the refusal's log line.
+pub const FOR_ENVOY: &str = "Envoy 1.40 (dynamic-module ABI v0.2.0; 1.41 keeps it)";
+
+/// glibc's `RTLD_DEFAULT`: look a symbol up in the program and every library it loaded.
+const RTLD_DEFAULT: *mut c_void = std::ptr::null_mut();
+
+/// Whether the Envoy that loaded the module speaks the ABI its bindings were written for.
+pub fn envoy_has_this_abi() -> bool {
+    // SAFETY: a lookup by a NUL-terminated name; the result is only compared with null.
+    !unsafe { dlsym(RTLD_DEFAULT, ONLY_IN_THIS_ABI.as_ptr()) }.is_null()
+}
+
 /// `envoy_dynamic_module_type_http_filter_config_envoy_ptr`.
 pub type ConfigEnvoyPtr = *mut c_void;
 /// `envoy_dynamic_module_type_http_filter_envoy_ptr`.
@@ -133,6 +151,9 @@ const METRICS_SUCCESS: u32 = 0;
 // The callbacks Envoy implements, exactly as abi.h declares them (C `bool` is Rust `bool`,
 // C enums are `int`-sized and passed as `u32`).
 extern "C" {
+    /// glibc's `dlsym` (dlfcn.h), not Envoy's: for `envoy_has_this_abi`.
+    fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
+
     fn envoy_dynamic_module_callback_log(level: u32, message: ModuleBuffer);
     fn envoy_dynamic_module_callback_log_enabled(level: u32) -> bool;
     fn envoy_dynamic_module_callback_http_filter_config_define_counter(

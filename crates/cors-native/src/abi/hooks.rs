@@ -9,8 +9,8 @@
 //! constant, cannot panic.
 
 use super::{
-    log, AbiVersionPtr, ConfigEnvoyPtr, ConfigHandle, EnvoyBuffer, EnvoyHttpHeader, FilterEnvoyPtr,
-    ModulePtr, Stream, ABI_VERSION,
+    envoy_has_this_abi, log, AbiVersionPtr, ConfigEnvoyPtr, ConfigHandle, EnvoyBuffer,
+    EnvoyHttpHeader, FilterEnvoyPtr, ModulePtr, Stream, ABI_VERSION, FOR_ENVOY,
 };
 use crate::filter::{self, Filter, FilterConfig, PerRoute, CONTINUE, STOP_ITERATION};
 use crate::host::Host;
@@ -81,9 +81,19 @@ fn made_or_logged<T>(made: Result<(T, Vec<String>), String>) -> ModulePtr {
     }
 }
 
+/// Refuses an Envoy whose ABI differs from the one the bindings were written for (null makes
+/// Envoy fail to load the module): it must not run with mismatched signatures. Said on stderr,
+/// since such an Envoy's log callback may take other arguments.
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_program_init() -> AbiVersionPtr {
-    ABI_VERSION.as_ptr()
+    if envoy_has_this_abi() {
+        return ABI_VERSION.as_ptr();
+    }
+    eprintln!(
+        "cors filter (libcors.so): this Envoy's dynamic-module ABI is not the one the module was \
+         built for; it needs {FOR_ENVOY}. Not loaded."
+    );
+    null()
 }
 
 /// # Safety
