@@ -4,6 +4,7 @@
 //! One module per job: `preflight` answers preflights, `reason` words refusals, `response`
 //! edits responses.
 
+use crate::cross_origin::CrossOrigin;
 use crate::headers::*;
 use crate::origin::OriginMatch;
 use crate::policy::Policy;
@@ -56,17 +57,21 @@ pub enum Refusal<'a> {
     PrivateNetwork,
     /// `Access-Control-Request-Headers` past `REQUEST_HEADERS_LIMITS`: no browser sends it.
     RequestHeadersOverLimit,
+    /// `cross_origin_protection`: an unsafe request or a WebSocket handshake from an origin
+    /// the policy does not allow, which is not same-origin (`cross_origin::check`).
+    CrossOrigin(CrossOrigin<'a>),
 }
 
 impl Refusal<'_> {
     /// The class the counters and `cors-explain` name: `origin`, `method`, `headers` (a header,
-    /// or too many of them), `private_network`.
+    /// or too many of them), `private_network`, `cross_origin`.
     pub fn class(self) -> &'static str {
         match self {
             Refusal::Origin => "origin",
             Refusal::Method(_) => "method",
             Refusal::Header(_) | Refusal::RequestHeadersOverLimit => "headers",
             Refusal::PrivateNetwork => "private_network",
+            Refusal::CrossOrigin(_) => "cross_origin",
         }
     }
 }
@@ -190,5 +195,26 @@ pub fn decide<'a, 'r: 'a>(policy: &'a Policy, request: &Request<'r>) -> Decision
             status: 200,
             headers: reply,
         },
+    }
+}
+
+/// A refusal of `cross_origin_protection` applied to the decision on an actual request (or on
+/// a request without `Origin`). It replaces the CORS refusal, since the protection refuses only
+/// origins the policy does not allow (one verdict, one counter per request); `enforce` answers
+/// 403 with no CORS headers instead of forwarding, `report` leaves the action as it was.
+pub fn refuse_cross_origin<'a, 'r: 'a>(
+    policy: &'a Policy,
+    request: &Request<'r>,
+    decision: &mut Decision<'a, 'r>,
+    refused: CrossOrigin<'r>,
+    enforce: bool,
+) {
+    let refusal = Refusal::CrossOrigin(refused);
+    decision.refusal = Some(refusal);
+    if enforce {
+        decision.action = Action::Reply {
+            status: 403,
+            headers: refusal_headers(policy, request, refusal),
+        };
     }
 }

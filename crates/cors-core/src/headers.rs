@@ -14,6 +14,11 @@ pub const ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK: &str = "access-control-allow-pri
 pub const ACCESS_CONTROL_EXPOSE_HEADERS: &str = "access-control-expose-headers";
 pub const ACCESS_CONTROL_MAX_AGE: &str = "access-control-max-age";
 pub const CORS_REASON: &str = "x-cors-reason";
+/// Read by the cross-origin protection only (`cross_origin`).
+pub const SEC_FETCH_SITE: &str = "sec-fetch-site";
+pub const AUTHORITY: &str = ":authority";
+pub const UPGRADE: &str = "upgrade";
+pub const PROTOCOL: &str = ":protocol";
 
 /// Every CORS response header. On a CORS response the filter owns these: whatever the upstream
 /// set is replaced or removed, so the browser sees exactly one value, ours.

@@ -5,6 +5,7 @@
 //! together behind the `HostView` a host implements. No proxy-wasm, no I/O, no panics.
 
 pub mod config;
+pub mod cross_origin;
 pub mod decision;
 pub mod enablement;
 pub mod fields;

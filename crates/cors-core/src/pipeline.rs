@@ -19,8 +19,9 @@
 //!    configuration has `routes` / `virtual_hosts`.
 
 use crate::config::{Config, RouteConfig, Source, WithoutOrigin};
+use crate::cross_origin::{self, Guarded, Protection};
 pub use crate::decision::Action;
-use crate::decision::{self, Grant, Kind, Refusal, Request};
+use crate::decision::{self, Decision, Grant, Kind, Refusal, Request};
 use crate::headers::*;
 use crate::policy::Policy;
 use crate::route_metadata::{self, MetadataCache, MetadataPolicy};
@@ -183,17 +184,73 @@ pub fn on_request<V: HostView, R>(
         private_network: preflight_header(ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK)
             .is_some_and(|v| v.eq_ignore_ascii_case(b"true")),
     };
-    let decision = decision::decide(&policy, &request);
+    let mut decision = decision::decide(&policy, &request);
+    let reported = protect(&policy, &request, &mut decision, view);
+    conclude(
+        selected,
+        &policy,
+        enforcement,
+        &request,
+        decision,
+        reported,
+        view,
+        logs,
+        act,
+    )
+}
+
+/// `cross_origin_protection` on a request with `Origin`, after the CORS decision: nothing
+/// more is read unless the policy has it on. Returns true when it refuses in report mode.
+fn protect<'a, 'r: 'a>(
+    policy: &'a Policy,
+    request: &Request<'r>,
+    decision: &mut Decision<'a, 'r>,
+    view: &'r impl HostView,
+) -> bool {
+    if policy.cross_origin_protection == Protection::Off {
+        return false;
+    }
+    let header = |name: &str| view.request_header(name);
+    let Some(guarded) = cross_origin::guarded(request.method, header) else {
+        return false;
+    };
+    // A guarded request is never a preflight (not OPTIONS): `decide` refused it exactly when
+    // the origin is not allowed, which is what Go calls untrusted.
+    let trusted = || decision.refusal.is_none();
+    let Some(refused) = cross_origin::check(guarded, Some(request.origin), header, trusted) else {
+        return false;
+    };
+    let enforce = policy.cross_origin_protection == Protection::Enforce;
+    decision::refuse_cross_origin(policy, request, decision, refused, enforce);
+    !enforce
+}
+
+/// The verdict on a decided request (counter, reason, log line) and the outcome handed to
+/// `act`. `reported`: refused by `cross_origin_protection: report`, counted as shadow mode is.
+#[allow(clippy::too_many_arguments)]
+fn conclude<'o, V: HostView, R>(
+    selected: Selected<'o>,
+    policy: &Arc<Policy>,
+    enforcement: Enforcement,
+    request: &Request<'o>,
+    decision: Decision<'_, 'o>,
+    reported: bool,
+    view: &V,
+    mut logs: Vec<(LogLevel, String)>,
+    act: impl for<'p> FnOnce(Outcome<'p>) -> R,
+) -> R {
     let shadow = enforcement == Enforcement::Shadow;
     let explain = decision.refusal.is_some()
         && (view.wants_reason() || (policy.debug_reason_header && !shadow));
     let reason = decision
         .refusal
         .filter(|_| explain)
-        .map(|refusal| decision::reason(&policy, &request, refusal));
+        .map(|refusal| decision::reason(policy, request, refusal));
     if let (Some(reason), true) = (&reason, view.wants_reason()) {
         let mode = if shadow {
             " (shadow mode: not enforced)"
+        } else if reported {
+            " (report mode: not enforced)"
         } else {
             ""
         };
@@ -202,14 +259,21 @@ pub fn on_request<V: HostView, R>(
     let verdict = Verdict {
         kind: decision.kind,
         refusal: decision.refusal,
-        counter: stats::index(decision.kind, decision.refusal, shadow),
+        counter: stats::index(decision.kind, decision.refusal, shadow || reported),
         reason,
     };
     let enforcement = Some(enforcement);
     let verdict = Some(verdict);
     // Each arm hands over its own outcome: a reply borrows the origin, a forward takes it.
     match decision.action {
-        Action::Pass => act(outcome(selected, enforcement, logs)),
+        // Only a request without `Origin` that `report` refused: counted, nothing to do.
+        Action::Pass => act(Outcome {
+            selected,
+            enforcement,
+            verdict,
+            action: Action::Pass,
+            logs,
+        }),
         _ if shadow => act(Outcome {
             selected,
             enforcement,
@@ -234,9 +298,9 @@ pub fn on_request<V: HostView, R>(
                 enforcement,
                 verdict,
                 action: Action::Forward(ResponsePlan {
-                    policy,
+                    policy: policy.clone(),
                     grant,
-                    origin: origin.to_vec(),
+                    origin: request.origin.to_vec(),
                     reason,
                 }),
                 logs,
@@ -277,6 +341,15 @@ fn without_origin<V: HostView, R>(
     act: impl for<'o> FnOnce(Outcome<'o>) -> R,
 ) -> R {
     let cacheable = method == b"GET" || method == b"HEAD";
+    // Go's rule refuses an unsafe request without `Origin` whose `Sec-Fetch-Site` says it is
+    // cross-site. Read only while some policy has the protection on, and the policy is looked
+    // up only for such a request (rare: browsers send `Origin` on every unsafe request).
+    if !cacheable && method != b"OPTIONS" && cross_origin::in_use() {
+        let header = |name: &str| view.request_header(name);
+        if cross_origin::sec_fetch_site(&header).is_some_and(|s| !cross_origin::is_same_origin(s)) {
+            return protect_without_origin(config, metadata, view, method, act);
+        }
+    }
     if config.without_origin == WithoutOrigin::Pass || !cacheable {
         return act(outcome(Selected::NotCors, None, Vec::new()));
     }
@@ -304,6 +377,54 @@ fn without_origin<V: HostView, R>(
         }),
         logs,
     })
+}
+
+/// An unsafe request without `Origin` and with a cross-site `Sec-Fetch-Site`: refused when the
+/// selected policy has `cross_origin_protection` on, else passed as before.
+fn protect_without_origin<V: HostView, R>(
+    config: &Config,
+    metadata: &MetadataCache,
+    view: &V,
+    method: &[u8],
+    act: impl for<'o> FnOnce(Outcome<'o>) -> R,
+) -> R {
+    let mut logs = Vec::new();
+    let selected = select(config, metadata, view, &mut logs);
+    let (policy, enforcement) = match enforce(&selected, view) {
+        Some((policy, enforcement))
+            if enforcement != Enforcement::Disabled
+                && policy.cross_origin_protection != Protection::Off =>
+        {
+            (policy, enforcement)
+        }
+        enforcement => return act(outcome(selected, enforcement.map(|(_, e)| e), logs)),
+    };
+    let header = |name: &str| view.request_header(name);
+    let Some(refused) = cross_origin::check(Guarded::Method(method), None, header, || false) else {
+        return act(outcome(selected, Some(enforcement), logs));
+    };
+    let request = Request {
+        method,
+        ..Request::default()
+    };
+    let mut decision = Decision {
+        kind: Kind::Actual,
+        refusal: None,
+        action: Action::Pass,
+    };
+    let enforce = policy.cross_origin_protection == Protection::Enforce;
+    decision::refuse_cross_origin(&policy, &request, &mut decision, refused, enforce);
+    conclude(
+        selected,
+        &policy,
+        enforcement,
+        &request,
+        decision,
+        !enforce,
+        view,
+        logs,
+        act,
+    )
 }
 
 /// The selected policy and how `filter_enabled` / `shadow_enabled` treat this request; `None`

@@ -3,6 +3,7 @@
 //! CORS filter (`allowOrigins`, …), validated, and compiled into the values its response
 //! headers will carry. Forbidden combinations are refused in `check_combinations`.
 
+use crate::cross_origin::{InUse, Protection};
 use crate::enablement::Fraction;
 use crate::fields::{child, expected, Fields, JsonError};
 use crate::origin::AllowOrigin;
@@ -31,6 +32,10 @@ pub struct Policy {
     pub debug_reason_header: bool,
     /// Written with the Gateway API's field names: reasons and warnings use them.
     pub gateway_api: bool,
+    /// `cross_origin_protection` (`crossOriginProtection`): CSRF and WebSocket hijacking.
+    pub cross_origin_protection: Protection,
+    /// Counts this policy in `cross_origin::in_use` while it lives (protection on only).
+    _protecting: Option<InUse>,
 }
 
 /// The field names a policy is written with. The names say which: a policy holding any of the
@@ -42,6 +47,8 @@ struct Vocabulary {
     expose_headers: &'static str,
     max_age: &'static str,
     allow_credentials: &'static str,
+    /// Our addition to both vocabularies, spelt in each one's style.
+    cross_origin_protection: &'static str,
     gateway_api: bool,
 }
 
@@ -53,6 +60,7 @@ const ENVOY: Vocabulary = Vocabulary {
     expose_headers: "expose_headers",
     max_age: "max_age",
     allow_credentials: "allow_credentials",
+    cross_origin_protection: "cross_origin_protection",
     gateway_api: false,
 };
 
@@ -65,6 +73,7 @@ const GATEWAY_API: Vocabulary = Vocabulary {
     expose_headers: "exposeHeaders",
     max_age: "maxAge",
     allow_credentials: "allowCredentials",
+    cross_origin_protection: "crossOriginProtection",
     gateway_api: true,
 };
 
@@ -194,6 +203,10 @@ impl Policy {
         };
         let filter_enabled = fraction(&mut f, "filter_enabled", Fraction::ALL)?;
         let shadow_enabled = fraction(&mut f, "shadow_enabled", Fraction::NONE)?;
+        let cross_origin_protection = match f.optional(v.cross_origin_protection) {
+            Some(value) => Protection::from_json(value, &f.path_of(v.cross_origin_protection))?,
+            None => Protection::Off,
+        };
         f.finish()?;
 
         let expose_headers = match &expose {
@@ -214,6 +227,8 @@ impl Policy {
             shadow_enabled,
             debug_reason_header,
             gateway_api: v.gateway_api,
+            cross_origin_protection,
+            _protecting: InUse::new(cross_origin_protection),
         };
         policy.check_combinations(v, warnings)?;
         Ok(policy)
@@ -254,6 +269,13 @@ impl Policy {
                 "allow_origins or allow_origin_string_match"
             };
             warnings.push(format!("{path}: no {fields}: every origin is refused"));
+        }
+        if self.cross_origin_protection != Protection::Off && self.origins.allows_any() {
+            warnings.push(format!(
+                "{path}.{}: every origin is allowed, so every origin is trusted: only unsafe \
+                 requests without Origin and with a cross-site Sec-Fetch-Site are refused",
+                v.cross_origin_protection
+            ));
         }
         Ok(())
     }
@@ -420,6 +442,47 @@ mod tests {
         assert_eq!(
             parse(json!({"max_age": "0"})).unwrap().max_age.as_deref(),
             Some("0")
+        );
+    }
+
+    #[test]
+    fn cross_origin_protection_is_in_both_vocabularies_and_refuses_other_values() {
+        use crate::cross_origin::Protection;
+        assert_eq!(
+            parse(json!({"allow_origins": ["https://a.com"]}))
+                .unwrap()
+                .cross_origin_protection,
+            Protection::Off
+        );
+        let p =
+            parse(json!({"allow_origins": ["https://a.com"], "cross_origin_protection": "report"}));
+        assert_eq!(p.unwrap().cross_origin_protection, Protection::Report);
+        let p =
+            parse(json!({"allowOrigins": ["https://a.com"], "crossOriginProtection": "enforce"}));
+        assert_eq!(p.unwrap().cross_origin_protection, Protection::Enforce);
+        let e = parse(json!({"cross_origin_protection": "on"})).unwrap_err();
+        assert_eq!(e.path, "routes.api.cross_origin_protection");
+        assert!(
+            e.message.contains("\"off\", \"report\", \"enforce\""),
+            "{e}"
+        );
+        let e = parse(json!({"allowOrigins": ["*"], "cross_origin_protection": "enforce"}));
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .starts_with("routes.api.cross_origin_protection: unknown field"));
+        let mut warnings = Vec::new();
+        Policy::from_json(
+            &json!({"allow_origins": ["*"], "cross_origin_protection": "enforce"}),
+            "policy",
+            &mut warnings,
+        )
+        .unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("policy.cross_origin_protection: every origin is allowed")),
+            "{warnings:?}"
         );
     }
 }

@@ -1,15 +1,17 @@
 //! The filter's counters: one per mode, kind and verdict, named `cors.<kind>.<verdict>` (and
-//! `cors.shadow.…` in shadow mode). Each host defines them under its own prefix
+//! `cors.shadow.…` in shadow mode, and for `cross_origin_protection: report`: decided and
+//! counted, not enforced). Each host defines them under its own prefix
 //! (`wasmcustom.`, `dynamicmodulescustom.`) and bumps the one `index` names.
 
 use crate::decision::{Kind, Refusal};
 
-const VERDICTS: [&str; 5] = [
+const VERDICTS: [&str; 6] = [
     "allowed",
     "denied_origin",
     "denied_method",
     "denied_headers",
     "denied_private_network",
+    "denied_cross_origin",
 ];
 const KINDS: [&str; 2] = ["preflight", "actual"];
 const MODES: [&str; 2] = ["cors", "cors.shadow"];
@@ -23,6 +25,7 @@ pub fn index(kind: Kind, refusal: Option<Refusal>, shadow: bool) -> usize {
         Some(Refusal::Method(_)) => 2,
         Some(Refusal::Header(_) | Refusal::RequestHeadersOverLimit) => 3,
         Some(Refusal::PrivateNetwork) => 4,
+        Some(Refusal::CrossOrigin(_)) => 5,
     };
     let kind = match kind {
         Kind::Preflight => 0,

@@ -38,6 +38,7 @@ pub fn reason(policy: &Policy, request: &Request, refusal: Refusal) -> String {
         Refusal::PrivateNetwork => {
             format!("private network access is not allowed by {name} (allow_private_network_access)")
         }
+        Refusal::CrossOrigin(refused) => cross_origin(policy, &name, request, refused),
         Refusal::RequestHeadersOverLimit => {
             let (empty, names, bytes) = REQUEST_HEADERS_LIMITS;
             format!(
@@ -45,6 +46,41 @@ pub fn reason(policy: &Policy, request: &Request, refusal: Refusal) -> String {
             )
         }
     }
+}
+
+/// `cross-origin POST refused by policy.cross_origin_protection: Sec-Fetch-Site is cross-site
+/// and origin https://evil.com is not in policy.allow_origins`.
+fn cross_origin(policy: &Policy, name: &str, request: &Request, refused: CrossOrigin) -> String {
+    use crate::cross_origin::{Evidence, Guarded};
+    let what = match refused.guarded {
+        Guarded::Method(m) => printable(m),
+        Guarded::WebSocket => "WebSocket handshake".to_owned(),
+    };
+    let field = if policy.gateway_api {
+        "crossOriginProtection"
+    } else {
+        "cross_origin_protection"
+    };
+    let origins = if policy.gateway_api {
+        "allowOrigins"
+    } else {
+        policy.origins.fields_in_use()
+    };
+    let origin = printable(request.origin);
+    let why = match (refused.evidence, request.origin.is_empty()) {
+        (Evidence::SecFetchSite(site), true) => {
+            format!("Sec-Fetch-Site is {} and there is no Origin", printable(site))
+        }
+        (Evidence::SecFetchSite(site), false) => format!(
+            "Sec-Fetch-Site is {} and origin {origin} is not in {name}.{origins}",
+            printable(site)
+        ),
+        (Evidence::OriginIsNotHost(host), _) => format!(
+            "no Sec-Fetch-Site, and origin {origin} is neither the request's host {} nor in {name}.{origins}",
+            printable(host)
+        ),
+    };
+    format!("cross-origin {what} refused by {name}.{field}: {why}")
 }
 
 /// Untrusted bytes made safe for a log line or a header value: visible ASCII kept, the rest

@@ -644,3 +644,221 @@ fn preflight_method_is_the_requested_method_of_preflights_only() {
     };
     assert_eq!(preflight_method(&not_a_token), None);
 }
+
+fn protected(mode: &str) -> Plan {
+    plan(
+        json!({"policy": {"allow_origins": ["https://a.com"], "allow_credentials": true,
+        "cross_origin_protection": mode}}),
+    )
+}
+
+/// A browser's request: `Origin` (or none), a method, `Sec-Fetch-Site` (or none) and more.
+fn browser(
+    origin: Option<&'static str>,
+    method: &'static str,
+    site: Option<&'static str>,
+    more: &[(&'static str, &'static str)],
+) -> CountingHost {
+    let mut headers = vec![(":method", method), (":authority", "api.test")];
+    headers.extend(site.map(|s| ("sec-fetch-site", s)));
+    headers.extend_from_slice(more);
+    CountingHost {
+        origin,
+        headers,
+        ..Default::default()
+    }
+}
+
+fn counter_name(counter: Option<usize>) -> Option<String> {
+    counter.and_then(|c| stats::names().nth(c))
+}
+
+#[test]
+fn cross_origin_protection_enforce_answers_403_without_cors_headers_and_counts() {
+    let plan = protected("enforce");
+    let form_post = browser(Some("https://evil.com"), "POST", Some("cross-site"), &[]);
+    let (step, counter, refusal) = summary(&plan, &form_post);
+    assert_eq!(step, "reply 403");
+    assert_eq!(refusal, Some("cross_origin"));
+    assert_eq!(
+        counter_name(counter).as_deref(),
+        Some("cors.actual.denied_cross_origin")
+    );
+    let headers = run(&plan, &form_post, |o| match o.action {
+        Action::Reply { headers, .. } => format!("{headers:?}"),
+        other => format!("{other:?}"),
+    });
+    assert_eq!(headers, r#"[("vary", "Origin")]"#, "no CORS headers");
+    // The request was read once; the reply is the only other call.
+    assert_eq!(host_calls(&plan, &form_post), (vec!["request_headers"], 2));
+}
+
+#[test]
+fn cross_origin_protection_passes_what_go_passes() {
+    let plan = protected("enforce");
+    let cases = [
+        // The allowed origin is trusted, even cross-site.
+        (
+            browser(Some("https://a.com"), "POST", Some("cross-site"), &[]),
+            "forward Allow { echo_origin: true }",
+        ),
+        // Same-origin: the CORS decision as before (a refused origin gets no CORS headers).
+        (
+            browser(Some("https://evil.com"), "POST", Some("same-origin"), &[]),
+            "forward Deny",
+        ),
+        (
+            browser(Some("https://api.test"), "DELETE", None, &[]),
+            "forward Deny",
+        ),
+        (
+            browser(Some("https://evil.com"), "GET", Some("cross-site"), &[]),
+            "forward Deny",
+        ),
+        // A preflight is OPTIONS: never the protection's business.
+        (
+            browser(
+                Some("https://evil.com"),
+                "OPTIONS",
+                Some("cross-site"),
+                &[("access-control-request-method", "PUT")],
+            ),
+            "forward Deny",
+        ),
+    ];
+    for (host, want) in cases {
+        let (step, _, refusal) = summary(&plan, &host);
+        assert_eq!(step, want, "{:?}", host.headers);
+        assert_ne!(refusal, Some("cross_origin"));
+    }
+    let no_site = browser(Some("https://evil.com"), "PUT", None, &[]);
+    assert_eq!(
+        summary(&plan, &no_site).0,
+        "reply 403",
+        "origin is not host"
+    );
+}
+
+#[test]
+fn cross_origin_protection_refuses_websocket_handshakes_from_refused_origins() {
+    let plan = protected("enforce");
+    let ws = [("upgrade", "websocket"), ("connection", "Upgrade")];
+    let refused = browser(Some("https://evil.com"), "GET", Some("cross-site"), &ws);
+    assert_eq!(summary(&plan, &refused).0, "reply 403");
+    let allowed = browser(Some("https://a.com"), "GET", Some("cross-site"), &ws);
+    assert_eq!(
+        summary(&plan, &allowed).0,
+        "forward Allow { echo_origin: true }"
+    );
+    let same = browser(Some("https://api.test"), "GET", None, &ws);
+    assert_eq!(summary(&plan, &same).0, "forward Deny");
+}
+
+#[test]
+fn cross_origin_protection_report_counts_as_shadow_logs_and_lets_through() {
+    let plan = protected("report");
+    let host = CountingHost {
+        wants_reason: true,
+        ..browser(Some("https://evil.com"), "POST", Some("cross-site"), &[])
+    };
+    let (step, counter, refusal) = summary(&plan, &host);
+    assert_eq!(step, "forward Deny");
+    assert_eq!(refusal, Some("cross_origin"));
+    assert_eq!(
+        counter_name(counter).as_deref(),
+        Some("cors.shadow.actual.denied_cross_origin")
+    );
+    let logs = run(&plan, &host, |o| o.logs);
+    assert_eq!(
+        logs,
+        [(
+            LogLevel::Debug,
+            "refused: cross-origin POST refused by policy.cross_origin_protection: Sec-Fetch-Site \
+             is cross-site and origin https://evil.com is not in policy.allow_origins (report \
+             mode: not enforced)"
+                .to_owned()
+        )]
+    );
+}
+
+#[test]
+fn cross_origin_protection_refuses_a_cross_site_unsafe_request_without_origin() {
+    let enforce = protected("enforce");
+    let host = browser(None, "POST", Some("cross-site"), &[]);
+    let (step, counter, refusal) = summary(&enforce, &host);
+    assert_eq!(
+        (step.as_str(), refusal),
+        ("reply 403", Some("cross_origin"))
+    );
+    assert_eq!(
+        counter_name(counter).as_deref(),
+        Some("cors.actual.denied_cross_origin")
+    );
+    let report = protected("report");
+    let (step, counter, _) = summary(&report, &host);
+    assert_eq!(step, "pass");
+    assert_eq!(
+        counter_name(counter).as_deref(),
+        Some("cors.shadow.actual.denied_cross_origin")
+    );
+    // Neither header: not a browser, and still one host call.
+    let curl = browser(None, "POST", None, &[]);
+    assert_eq!(host_calls(&enforce, &curl), (vec!["request_headers"], 1));
+    assert_eq!(summary(&enforce, &curl), ("pass".to_owned(), None, None));
+}
+
+#[test]
+fn with_cross_origin_protection_off_nothing_changes() {
+    // Another policy in this process has the protection on: requests under this one still
+    // cost what they did.
+    let _on = protected("enforce");
+    let off = plan(ALLOW_A());
+    let post = browser(None, "POST", Some("cross-site"), &[]);
+    assert_eq!(host_calls(&off, &post), (vec!["request_headers"], 1));
+    assert_eq!(summary(&off, &post).0, "pass");
+    let form_post = browser(Some("https://evil.com"), "POST", Some("cross-site"), &[]);
+    assert_eq!(summary(&off, &form_post).0, "forward Deny");
+    assert_eq!(
+        counter_name(summary(&off, &form_post).1).as_deref(),
+        Some("cors.actual.denied_origin")
+    );
+}
+
+#[test]
+fn cross_origin_protection_reason_reaches_the_reason_header_and_names_the_evidence() {
+    let plan = plan(json!({"policy": {"allowOrigins": ["https://a.com"],
+        "crossOriginProtection": "enforce"}}));
+    let host = browser(Some("https://evil.com"), "PATCH", None, &[]);
+    let reason = run(&plan, &host, |o| o.verdict.and_then(|v| v.reason));
+    assert_eq!(reason, None, "built only when someone reads it");
+    let host = CountingHost {
+        wants_reason: true,
+        ..browser(Some("https://evil.com"), "PATCH", None, &[])
+    };
+    let reason = run(&plan, &host, |o| o.verdict.and_then(|v| v.reason));
+    assert_eq!(
+        reason.as_deref(),
+        Some(
+            "cross-origin PATCH refused by policy.crossOriginProtection: no Sec-Fetch-Site, and \
+             origin https://evil.com is neither the request's host api.test nor in \
+             policy.allowOrigins"
+        )
+    );
+    let mut config = json!({"policy": {"allow_origins": ["https://a.com"],
+        "cross_origin_protection": "enforce", "debug_reason_header": true}});
+    let with_header = self::plan(config.take());
+    let ws = browser(
+        Some("https://evil.com"),
+        "GET",
+        Some("same-site"),
+        &[("upgrade", "websocket")],
+    );
+    let headers = run(&with_header, &ws, |o| match o.action {
+        Action::Reply { headers, .. } => format!("{headers:?}"),
+        other => format!("{other:?}"),
+    });
+    assert!(
+        headers.contains("cross-origin WebSocket handshake refused by policy.cross_origin_protection: Sec-Fetch-Site is same-site"),
+        "{headers}"
+    );
+}
