@@ -8,7 +8,6 @@ use cors_core::config::Config;
 use cors_core::pipeline::{self, HostView, LogLevel, ResponsePlan};
 use cors_core::random::Xorshift;
 use cors_core::route_metadata::MetadataCache;
-use cors_core::stats;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel as WasmLogLevel, MetricType};
@@ -63,7 +62,7 @@ impl RootContext for CorsRoot {
             log::warn!("{warning}");
         }
         if self.metric_ids.is_empty() {
-            for name in stats::names() {
+            for name in config.counter_names() {
                 match hostcalls::define_metric(MetricType::Counter, &name) {
                     Ok(id) => self.metric_ids.push(id),
                     Err(_) => log::warn!("cannot define metric {name}"),

@@ -51,6 +51,7 @@ VALID = {
     "any-port": {"policy": {"allow_origins": ["http://localhost:*", "https://*.dev.example:*"]}},
     "presets": {"policy": {"allow_origins": ["https://app.example"], "presets": ["grpc-web", "connect", "mcp"]},
                 "routes": {"g": {"allowOrigins": ["https://app.example"], "presets": ["grpc-web"]}}},
+    "stat-prefix": {"stat_prefix": "public-api.v1", "policy": {"allow_origins": ["https://a.example"]}},
     "numeric-enum-and-float-integers": {"policy": {
         "allow_origins": ["https://a.example"], "max_age": 600.0,
         "shadow_enabled": {"default_value": {"numerator": 1.0, "denominator": 2}},
@@ -100,6 +101,8 @@ INVALID = {
     "gateway-negative-max-age": ({"policy": {"allowOrigins": ["*"], "maxAge": -1}}, "policy.maxAge"),
     "unknown-preset": ({"policy": {"presets": ["grpc-web", "graphql"]}}, "policy.presets[1]"),
     "unknown-without-origin-mode": ({"requests_without_origin": "vary"}, "requests_without_origin"),
+    "stat-prefix-empty-part": ({"stat_prefix": "public..api"}, "stat_prefix"),
+    "stat-prefix-a-number": ({"stat_prefix": 7}, "stat_prefix"),
 }
 
 

@@ -6,6 +6,7 @@
 use crate::fields::{child, expected, Fields, JsonError};
 use crate::policy::Policy;
 use crate::structpb;
+use crate::token_list::TokenList;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +26,9 @@ pub struct Config {
     pub without_origin: WithoutOrigin,
     /// Things worth telling the operator at load (ignored runtime keys, useless combinations).
     pub warnings: Vec<String>,
+    /// `stat_prefix`: put before the counter names, so that two filter instances (two
+    /// listeners) count apart.
+    pub stat_prefix: Option<String>,
 }
 
 /// What the filter does to the responses of requests without `Origin` (`requests_without_origin`).
@@ -65,12 +69,35 @@ impl Config {
         let mut f = Fields::new(value, "")?;
         let mut warnings = Vec::new();
         let default = match f.optional("policy") {
-            Some(v) => Some(Arc::new(Policy::from_json(v, "policy", &mut warnings)?)),
+            Some(v) => Some(parse_policy(v, "policy", &mut warnings)?),
             None => None,
         };
         let virtual_hosts =
             policy_map(f.optional("virtual_hosts"), "virtual_hosts", &mut warnings)?;
         let routes = policy_map(f.optional("routes"), "routes", &mut warnings)?;
+        if let Some(default) = &default {
+            for (map, entries) in [("virtual_hosts", &virtual_hosts), ("routes", &routes)] {
+                for (name, policy) in entries {
+                    if let Some(w) = policy.as_ref().and_then(|p| narrower(p, default)) {
+                        warnings.push(format!("{}: {w}", child(map, name)));
+                    }
+                }
+            }
+        }
+        let stat_prefix = match f.raw("stat_prefix") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if is_stat_prefix(s) => Some(s.clone()),
+            Some(Value::String(s)) => {
+                return Err(JsonError::new(
+                    "stat_prefix",
+                    format!(
+                        "{s:?} is not a counter prefix: letters, digits, '_' and '-', in parts \
+                         separated by single '.', at most 64 characters"
+                    ),
+                ))
+            }
+            Some(other) => return Err(expected("stat_prefix", "a string or null", other)),
+        };
         let metadata_namespace = match f.raw("route_metadata_namespace") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
@@ -104,6 +131,16 @@ impl Config {
             metadata_namespace,
             without_origin,
             warnings,
+            stat_prefix,
+        })
+    }
+
+    /// The counters' names in `stats` index order, after `stat_prefix` when there is one
+    /// (`api.cors.preflight.allowed`); each host adds its own prefix in front (`wasmcustom.`).
+    pub fn counter_names(&self) -> impl Iterator<Item = String> + '_ {
+        crate::stats::names().map(|name| match &self.stat_prefix {
+            Some(prefix) => format!("{prefix}.{name}"),
+            None => name,
         })
     }
 
@@ -173,11 +210,11 @@ impl RouteConfig {
         match value {
             Value::Null => Ok(RouteConfig::Off),
             Value::Object(ref fields) if fields.is_empty() => Ok(RouteConfig::Inherit),
-            value => Ok(RouteConfig::Policy(Arc::new(Policy::from_json(
+            value => Ok(RouteConfig::Policy(parse_policy(
                 &value,
                 "typed_per_filter_config",
                 warnings,
-            )?))),
+            )?)),
         }
     }
 }
@@ -214,6 +251,43 @@ pub fn decode(bytes: &[u8]) -> Result<Value, JsonError> {
     }
 }
 
+/// A policy, with the warnings of its origin matchers (`AllowOrigin::warnings`).
+fn parse_policy(
+    v: &Value,
+    path: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Arc<Policy>, JsonError> {
+    let mut policy = Policy::from_json(v, path, warnings)?;
+    warnings.append(&mut policy.origins.warnings);
+    Ok(Arc::new(policy))
+}
+
+/// A policy under `routes` or `virtual_hosts` that allows origins but neither a method nor a
+/// header, while the default `policy` allows some: a policy applies whole (no field-by-field
+/// merge), so it is usually one written to change only the origins.
+fn narrower(policy: &Policy, default: &Policy) -> Option<String> {
+    let allows_nothing_more =
+        |p: &Policy| p.methods == TokenList::default() && p.headers == TokenList::default();
+    (!policy.origins.is_empty() && allows_nothing_more(policy) && !allows_nothing_more(default))
+        .then(|| {
+            "allows origins but no method beyond GET, HEAD and POST and no request header, \
+             while `policy` allows some: a policy applies whole (fields are not merged with \
+             `policy`); repeat the fields it needs"
+                .to_owned()
+        })
+}
+
+/// `stat_prefix`: parts of letters, digits, `_` and `-`, separated by single dots.
+fn is_stat_prefix(s: &str) -> bool {
+    s.len() <= 64
+        && s.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+}
+
 fn policy_map(
     value: Option<&Value>,
     path: &str,
@@ -229,11 +303,7 @@ fn policy_map(
         .map(|(name, v)| {
             let entry = match v {
                 Value::Null => None,
-                v => Some(Arc::new(Policy::from_json(
-                    v,
-                    &child(path, name),
-                    warnings,
-                )?)),
+                v => Some(parse_policy(v, &child(path, name), warnings)?),
             };
             Ok((name.clone(), entry))
         })
@@ -248,6 +318,54 @@ mod tests {
 
     fn config(v: Value) -> Config {
         Config::from_value(&v).unwrap()
+    }
+
+    #[test]
+    fn stat_prefix_goes_before_every_counter_name() {
+        let c = config(json!({"stat_prefix": "public-api.v1"}));
+        let names: Vec<String> = c.counter_names().collect();
+        assert_eq!(names.len(), crate::stats::COUNTERS);
+        assert!(names.iter().all(|n| n.starts_with("public-api.v1.cors.")));
+        assert_eq!(
+            config(json!({})).counter_names().next().as_deref(),
+            Some("cors.preflight.allowed")
+        );
+        for bad in [
+            json!("a..b"),
+            json!(".a"),
+            json!("a b"),
+            json!(""),
+            json!(3),
+        ] {
+            let e = Config::from_value(&json!({"stat_prefix": bad}))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("stat_prefix: "), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_per_key_policy_narrower_than_the_default_warns_that_policies_do_not_merge() {
+        let c = config(json!({
+            "policy": {"allow_origins": ["https://a.com"], "allow_methods": "PUT", "allow_headers": "x-a"},
+            "virtual_hosts": {"partners": {"allow_origins": ["https://p.com"]}},
+            "routes": {"full": {"allow_origins": ["https://p.com"], "allow_methods": "PUT"}},
+        }));
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].starts_with("virtual_hosts.partners: allows origins but no method"));
+    }
+
+    #[test]
+    fn origin_matcher_warnings_reach_the_config() {
+        let c =
+            config(json!({"policy": {"allow_origin_string_match": [{"prefix": "https://a.com"}]}}));
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.starts_with("policy.allow_origin_string_match[0].prefix: ")),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]

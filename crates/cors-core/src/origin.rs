@@ -18,6 +18,8 @@ pub struct AllowOrigin {
     exact: HashSet<Box<str>>,
     patterns: Vec<OriginPattern>,
     string_matchers: Vec<StringMatcher>,
+    /// What the string matchers match beyond what they seem to, for the load-time warnings.
+    pub warnings: Vec<String>,
 }
 
 /// `scheme://*.domain[:port]` (one or more DNS labels, then `.domain`) or `scheme://host:*`
@@ -75,7 +77,8 @@ impl AllowOrigin {
     /// Adds an Envoy `StringMatcher`. As in Envoy, a matcher that matches the string `*`
     /// (`exact: "*"`, or a regex such as `.*`) means any origin: Envoy tests every matcher
     /// against `*` before the origin. So it also counts as "any" for the credentials check.
-    pub fn add_string_matcher(&mut self, matcher: StringMatcher) {
+    pub fn add_string_matcher(&mut self, mut matcher: StringMatcher) {
+        self.warnings.extend(matcher.warning.take());
         if matcher.matches("*") {
             self.any = true;
         } else if matcher.is_exact_null() {
@@ -271,6 +274,15 @@ fn parse_origin(entry: &str) -> Result<ParsedOrigin, String> {
             host: HostPattern::Exact(host),
             port,
         })),
+    }
+}
+
+/// An `allow_origins` entry that is one origin, as browsers serialize it (lower case, default
+/// port omitted), or why it is not one.
+pub(crate) fn serialize(entry: &str) -> Result<String, String> {
+    match parse_origin(entry)? {
+        ParsedOrigin::Exact(origin) => Ok(origin),
+        ParsedOrigin::Pattern(_) => Err(format!("{entry:?} is a pattern, not an origin")),
     }
 }
 

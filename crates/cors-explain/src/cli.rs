@@ -1,9 +1,10 @@
 //! Command line of `cors-explain` (parsed with lexopt), and its three modes: one request,
 //! JSON lines, `--check`.
 
+use crate::chain::{ChainRequest, Effect};
 use crate::explain::explain;
 use crate::input::Input;
-use crate::source::{load, LoadError, Loaded};
+use crate::source::{load, Build, LoadError, Loaded};
 use serde_json::Value;
 use std::ffi::OsString;
 use std::io::{BufRead, Write};
@@ -190,12 +191,21 @@ fn with_config(path: &str, listener: Option<&str>, f: impl FnOnce(&Loaded) -> i3
 fn check(path: &str) -> i32 {
     match load(path, None) {
         Ok(loaded) => {
-            for w in &loaded.config.warnings {
+            for w in loaded
+                .config
+                .warnings
+                .iter()
+                .chain(&chain_warnings(&loaded))
+            {
                 eprintln!("warning: {w}");
             }
             let mut bad = 0;
             if let Some(routes) = &loaded.routes {
-                for e in routes.invalid_metadata_policies(&loaded.config) {
+                let errors = routes
+                    .invalid_metadata_policies(&loaded.config)
+                    .into_iter()
+                    .chain(routes.unknown_names(&loaded.config));
+                for e in errors {
                     eprintln!("{e}");
                     bad += 1;
                 }
@@ -212,6 +222,49 @@ fn check(path: &str) -> i32 {
             1
         }
     }
+}
+
+/// `--check`: the filters placed before ours that answer, or may answer, a preflight.
+fn chain_warnings(loaded: &Loaded) -> Vec<String> {
+    let preflight = ChainRequest {
+        method: "OPTIONS",
+        preflight: true,
+        path: None,
+        per_filter: None,
+    };
+    let listener = loaded
+        .listener
+        .as_deref()
+        .map_or(String::new(), |l| format!(" in listener {l:?}"));
+    let replies = match loaded.build {
+        Build::Wasm => {
+            "its replies to actual requests carry no CORS header (the Wasm build never sees them)"
+        }
+        Build::Native => "the native build adds CORS headers to its replies to actual requests",
+    };
+    loaded
+        .chain
+        .iter()
+        .filter_map(|e| {
+            let effect = e.effect(&preflight);
+            let does = match &effect {
+                Effect::Passes(_) => return None,
+                Effect::Answers(s, _) | Effect::AnswersWithoutCredentials(s, _) => {
+                    format!("answers preflights itself ({s})")
+                }
+                Effect::MayAnswer(Some(s), _) => format!("may answer preflights itself ({s})"),
+                Effect::MayAnswer(None, _) => "may answer preflights itself".to_owned(),
+            };
+            Some(format!(
+                "{} ({}) is placed before the CORS filter{listener}: it {does}: {}. A preflight it \
+                 answers never reaches the CORS filter and fails in the browser; {replies}. Put \
+                 the CORS filter first (docs/troubleshooting.md)",
+                e.name,
+                e.type_name,
+                effect.why()
+            ))
+        })
+        .collect()
 }
 
 fn single(loaded: &Loaded, input: &Input, json: bool) -> i32 {

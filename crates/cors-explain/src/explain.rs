@@ -5,9 +5,10 @@
 //! build would answer otherwise, the explanation says so.
 
 use crate::browser;
+use crate::chain::{ChainRequest, Earlier, Effect};
 use crate::hints::policy_notes;
 use crate::input::Input;
-use crate::report::{Disposition, Explanation, OtherBuild};
+use crate::report::{Before, Disposition, Explanation, OtherBuild};
 use crate::routes::{locate, ActualRoute, Located, Location, RouteTable};
 use crate::source::{Build, Loaded};
 use cors_core::config::{Config, RouteConfig, Source};
@@ -16,7 +17,6 @@ use cors_core::headers::*;
 use cors_core::pipeline::{self, Action, Enforcement, HostView, Outcome, Selected};
 use cors_core::policy::Policy;
 use cors_core::route_metadata::MetadataCache;
-use cors_core::stats;
 use cors_core::structpb::encode::encode_filter_metadata;
 use std::sync::Arc;
 
@@ -26,6 +26,8 @@ struct Setup<'a> {
     config: &'a Config,
     routes: Option<&'a RouteTable>,
     build: Build,
+    /// The HTTP filters before ours.
+    chain: &'a [Earlier],
 }
 
 /// Explains one request under the loaded configuration, by its build's rules.
@@ -34,6 +36,7 @@ pub fn explain(loaded: &Loaded, input: &Input) -> Result<Explanation, String> {
         config: &loaded.config,
         routes: loaded.routes.as_ref(),
         build: loaded.build,
+        chain: &loaded.chain,
     };
     let mut ex = explain_as(setup, input)?;
     ex.other_build = other_build(setup, input, &ex)?;
@@ -59,11 +62,29 @@ fn explain_as(setup: Setup, input: &Input) -> Result<Explanation, String> {
         loc,
         build: setup.build,
     };
+    let effects = chain_effects(setup, input, &located);
+    // The first filter certain to answer (they run in order) keeps the request from ours.
+    let stop = effects.iter().find_map(|(e, effect)| match effect {
+        Effect::Answers(status, _) => Some((e.name.clone(), *status)),
+        _ => None,
+    });
     // A fresh cache: each explanation decodes route metadata as a filter seeing it first does.
     let cache = MetadataCache::default();
     let (mut ex, policy) = pipeline::on_request(setup.config, &cache, &view, |outcome| {
-        report(setup, input, loc, outcome, notes)
+        report(setup, input, loc, outcome, notes, stop)
     });
+    ex.before = effects
+        .into_iter()
+        .map(|(e, effect)| Before {
+            filter: e.name.clone(),
+            type_name: e.type_name.clone(),
+            headers: match effect {
+                Effect::Passes(_) => Vec::new(),
+                _ => ex.earlier_reply.clone(),
+            },
+            effect,
+        })
+        .collect();
     let Some(origin) = input.origin.as_deref() else {
         ex.notes.push(without_origin_note(&ex, input));
         return Ok(ex);
@@ -74,6 +95,30 @@ fn explain_as(setup: Setup, input: &Input) -> Result<Explanation, String> {
     ex.then = follow_up(setup, input, &ex)?.map(Box::new);
     ex.browser = Some(browser::conclude(&ex, origin, input.method(), input));
     Ok(ex)
+}
+
+/// What each filter before ours does with the request.
+fn chain_effects<'s>(
+    setup: Setup<'s>,
+    input: &Input,
+    located: &Located,
+) -> Vec<(&'s Earlier, Effect)> {
+    let request = ChainRequest {
+        method: input.method(),
+        preflight: input.origin.is_some()
+            && input.method() == "OPTIONS"
+            && input
+                .request_method
+                .as_deref()
+                .is_some_and(|m| !m.is_empty()),
+        path: input.path.as_deref(),
+        per_filter: located.request.per_filter.clone(),
+    };
+    setup
+        .chain
+        .iter()
+        .map(|e| (e, e.effect(&request)))
+        .collect()
 }
 
 /// The actual request's route, when the build judges this preflight by it: the native build
@@ -142,6 +187,7 @@ fn report(
     loc: &Location,
     outcome: Outcome,
     notes: Vec<String>,
+    stop: Option<(String, u32)>,
 ) -> (Explanation, Option<Arc<Policy>>) {
     let (source, key, why) = selection(&outcome.selected, setup.config, loc);
     let policy = match &outcome.selected {
@@ -169,7 +215,9 @@ fn report(
             .map(|r| r.class()),
         reason: outcome.verdict.as_ref().and_then(|v| v.reason.clone()),
         counter: outcome.verdict.as_ref().and_then(|v| {
-            stats::names()
+            setup
+                .config
+                .counter_names()
                 .nth(v.counter)
                 .map(|n| format!("{}{n}", setup.build.counter_prefix()))
         }),
@@ -180,6 +228,9 @@ fn report(
         then: None,
         other_build: None,
         notes,
+        answered_by: None,
+        before: Vec::new(),
+        earlier_reply: Vec::new(),
     };
     ex.notes.extend(
         outcome
@@ -188,8 +239,50 @@ fn report(
             .filter(|(level, _)| *level == pipeline::LogLevel::Warn)
             .map(|(_, line)| format!("warning: {line}")),
     );
-    act(&mut ex, outcome.action, input);
+    ex.earlier_reply = earlier_reply(setup.build, &outcome.action);
+    match stop {
+        Some((filter, status)) => answered_earlier(&mut ex, setup.build, filter, status),
+        None => act(&mut ex, outcome.action, input),
+    }
     (ex, policy)
+}
+
+/// What a reply from a filter before ours carries once it passed ours: nothing in the Wasm
+/// build (its filter never saw the request, and cannot read request headers in the response
+/// phase); in the native build the CORS headers the pipeline grants a forwarded request (it
+/// runs late, on the reply). An answer the pipeline would give itself (an allowed preflight)
+/// cannot be given then: the reply keeps its status and gets nothing.
+fn earlier_reply(build: Build, action: &Action<pipeline::ResponsePlan>) -> Vec<(String, String)> {
+    match (build, action) {
+        (Build::Native, Action::Forward(plan)) => plan
+            .response_edits::<&str, &str>(&[])
+            .into_iter()
+            .filter_map(|(name, value)| {
+                value.map(|v| (name.to_owned(), String::from_utf8_lossy(&v).into_owned()))
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// An earlier filter answered the request: ours never decided on it (Wasm), or decided late
+/// and decorated the reply (native).
+fn answered_earlier(ex: &mut Explanation, build: Build, filter: String, status: u32) {
+    ex.forwarded = false;
+    ex.status = Some(status);
+    ex.disposition = Disposition::AnsweredEarlier;
+    ex.headers = ex.earlier_reply.clone();
+    ex.edits = ex
+        .headers
+        .iter()
+        .map(|(n, v)| (n.clone(), Some(v.clone())))
+        .collect();
+    if build == Build::Wasm {
+        ex.counter = None;
+        ex.refusal = None;
+        ex.reason = None;
+    }
+    ex.answered_by = Some(filter);
 }
 
 /// What the filter does: the reply it sends, or its edits of the upstream's response.
@@ -259,8 +352,12 @@ fn without_origin_note(ex: &Explanation, input: &Input) -> String {
 
 /// After a preflight the browser lets through: the actual request it sends next.
 fn follow_up(setup: Setup, input: &Input, ex: &Explanation) -> Result<Option<Explanation>, String> {
-    let allowed =
-        ex.kind == Some(Kind::Preflight) && ex.disposition != Disposition::Refused && !ex.shadow;
+    let allowed = ex.kind == Some(Kind::Preflight)
+        && !matches!(
+            ex.disposition,
+            Disposition::Refused | Disposition::AnsweredEarlier
+        )
+        && !ex.shadow;
     let Some(actual_method) = input.request_method.clone().filter(|_| allowed) else {
         return Ok(None);
     };

@@ -4,6 +4,7 @@
 //! Run `cors-explain --help` for usage.
 
 mod browser;
+mod chain;
 mod cli;
 mod explain;
 mod hints;

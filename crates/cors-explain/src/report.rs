@@ -1,5 +1,6 @@
 //! What `cors-explain` prints: an `Explanation` as text or as JSON.
 
+use crate::chain::Effect;
 use crate::input::Input;
 use crate::source::Build;
 use cors_core::decision::Kind;
@@ -13,6 +14,8 @@ pub enum Disposition {
     Refused,
     Forwarded,
     PassedThrough,
+    /// A filter placed before ours answered (`Explanation::answered_by`).
+    AnsweredEarlier,
 }
 
 impl Disposition {
@@ -22,6 +25,7 @@ impl Disposition {
             Disposition::Refused => "refused",
             Disposition::Forwarded => "forwarded",
             Disposition::PassedThrough => "passed_through",
+            Disposition::AnsweredEarlier => "answered_by_earlier_filter",
         }
     }
 }
@@ -41,6 +45,16 @@ pub struct OtherBuild {
     pub policy: Option<String>,
     pub why: String,
     pub disposition: Disposition,
+}
+
+/// A filter placed before ours, and what it does with the request.
+pub struct Before {
+    /// Its name in `http_filters`.
+    pub filter: String,
+    pub type_name: String,
+    pub effect: Effect,
+    /// What its reply carries once it passed our filter (when it may answer).
+    pub headers: Vec<(String, String)>,
 }
 
 pub struct Explanation {
@@ -71,6 +85,12 @@ pub struct Explanation {
     pub then: Option<Box<Explanation>>,
     pub other_build: Option<OtherBuild>,
     pub notes: Vec<String>,
+    /// The filter placed before ours that answers the request, when one surely does.
+    pub answered_by: Option<String>,
+    /// The filters placed before ours, in order.
+    pub before: Vec<Before>,
+    /// What a reply of a filter before ours carries after ours (see `Before::headers`).
+    pub earlier_reply: Vec<(String, String)>,
 }
 
 impl Explanation {
@@ -111,6 +131,15 @@ impl Explanation {
                 "why": o.why,
                 "decision": o.disposition.key(),
             })),
+            "answered_by": self.answered_by,
+            "before": self.before.iter().map(|b| json!({
+                "filter": b.filter,
+                "type": b.type_name,
+                "effect": b.effect.key(),
+                "status": b.effect.status(),
+                "why": b.effect.why(),
+                "headers": b.headers.iter().map(|(n, v)| json!([n, v])).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
             "notes": self.notes,
         })
     }
@@ -187,6 +216,15 @@ impl Explanation {
             Disposition::PassedThrough => {
                 "passed through: the filter does not touch the request or response".to_owned()
             }
+            Disposition::AnsweredEarlier => format!(
+                "ANSWERED BEFORE THE FILTER: {} (placed before it) replies {}; {}",
+                self.answered_by.as_deref().unwrap_or("an earlier filter"),
+                self.status.unwrap_or(0),
+                match self.build {
+                    Build::Wasm => "the Wasm build never sees the request and adds nothing to that reply",
+                    Build::Native => "the native build decorates that reply (it cannot answer the request any more)",
+                }
+            ),
         };
         line("Decision", &decision);
         if let Some(r) = &self.reason {
@@ -196,6 +234,7 @@ impl Explanation {
             line("Counter", c);
         }
         let who = match (self.status, self.input.upstream_headers.is_empty()) {
+            (Some(s), _) if self.answered_by.is_some() => format!("{s} from an earlier filter"),
             (Some(s), _) => format!("{s} from the filter"),
             (None, true) => "the upstream's, with these headers from the filter \
                              (add the upstream's own with --upstream-header)"
@@ -240,6 +279,35 @@ impl Explanation {
                 o.why,
                 o.disposition.key().replace('_', " ")
             ));
+        }
+        for b in &self.before {
+            out.push_str(&format!(
+                "Before    {} ({}): {}: {}\n",
+                b.filter,
+                b.type_name,
+                b.effect.key().replace('_', " "),
+                b.effect.why()
+            ));
+            if let Effect::AnswersWithoutCredentials(..) | Effect::MayAnswer(..) = b.effect {
+                let reply = if b.headers.is_empty() {
+                    "its reply carries no CORS header: the browser reports a CORS error, and \
+                     the page cannot read the status"
+                        .to_owned()
+                } else {
+                    format!(
+                        "its reply gets {} from the filter: the page can read the status",
+                        b.headers
+                            .iter()
+                            .map(|(n, _)| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                out.push_str(&format!(
+                    "  when it answers ({}): {reply}\n",
+                    self.build.name()
+                ));
+            }
         }
         for n in &self.notes {
             out.push_str(&format!("Note      {n}\n"));

@@ -38,6 +38,8 @@ pub struct VirtualHost {
     domains: Vec<String>,
     routes: Vec<Route>,
     route_config: Option<PerRoute>,
+    /// Its `typed_per_filter_config` (every filter's, for the filters before ours).
+    per_filter: Option<Map<String, Value>>,
 }
 
 pub struct Route {
@@ -47,17 +49,19 @@ pub struct Route {
     /// `metadata.filter_metadata`.
     pub filter_metadata: Option<Map<String, Value>>,
     route_config: Option<PerRoute>,
+    per_filter: Option<Map<String, Value>>,
 }
 
 /// A route's `match`: the path, and what its `:method` header matchers ask (all must hold).
-struct RouteMatch {
+/// jwt_authn's rules use the same message.
+pub struct RouteMatch {
     path: PathMatch,
     /// `(matcher, invert_match)`.
     methods: Vec<(StringMatcher, bool)>,
 }
 
 impl RouteMatch {
-    fn matches(&self, path: &str, method: &str) -> bool {
+    pub fn matches(&self, path: &str, method: &str) -> bool {
         self.path.matches(path)
             && self
                 .methods
@@ -123,6 +127,7 @@ impl RouteTable {
                 domains,
                 routes,
                 route_config: vhost_config,
+                per_filter: per_filter(vh),
             });
         }
         Ok(RouteTable {
@@ -213,6 +218,47 @@ impl RouteTable {
             }
         }
         errors
+    }
+
+    /// Keys of `routes` and `virtual_hosts` that name no route or virtual host of this route
+    /// table: their policies never apply. The filter cannot see the route table at load, so
+    /// only `--check` can tell. With the closest existing name.
+    pub fn unknown_names(&self, config: &cors_core::config::Config) -> Vec<String> {
+        let routes: Vec<&str> = self
+            .vhosts
+            .iter()
+            .flat_map(|v| v.routes.iter().filter_map(|r| r.name.as_deref()))
+            .collect();
+        let vhosts: Vec<&str> = self.vhosts.iter().map(|v| v.name.as_str()).collect();
+        let mut found = Vec::new();
+        for (field, what, keys, names) in [
+            ("routes", "route", &config.routes, &routes),
+            (
+                "virtual_hosts",
+                "virtual host",
+                &config.virtual_hosts,
+                &vhosts,
+            ),
+        ] {
+            let mut unknown: Vec<&String> = keys
+                .keys()
+                .filter(|k| !names.contains(&k.as_str()))
+                .collect();
+            unknown.sort();
+            for key in unknown {
+                let closest = names
+                    .iter()
+                    .min_by_key(|n| edit_distance(key, n))
+                    .map_or(format!("it has no {what} names"), |n| {
+                        format!("the closest is {n:?}")
+                    });
+                found.push(format!(
+                    "{field}[{key:?}]: no {what} of this name in the route table ({closest}): \
+                     its policy never applies"
+                ));
+            }
+        }
+        found
     }
 
     fn vhost(&self, name: &str) -> Option<&VirtualHost> {
@@ -310,6 +356,7 @@ impl Route {
             matcher: Err(String::new()),
             filter_metadata,
             route_config: None,
+            per_filter: per_filter(r),
         };
         let label = route.label(index);
         route.matcher = RouteMatch::from_envoy(r.get("match"))
@@ -327,7 +374,7 @@ impl Route {
 }
 
 impl RouteMatch {
-    fn from_envoy(m: Option<&Value>) -> Result<RouteMatch, String> {
+    pub fn from_envoy(m: Option<&Value>) -> Result<RouteMatch, String> {
         let Some(Value::Object(m)) = m else {
             return Err("no match".into());
         };
@@ -344,6 +391,24 @@ impl RouteMatch {
             methods,
         })
     }
+}
+
+fn per_filter(v: &Value) -> Option<Map<String, Value>> {
+    v.get("typed_per_filter_config")
+        .and_then(Value::as_object)
+        .cloned()
+}
+
+/// The `typed_per_filter_config` maps that apply on `route` of `vhost`, most specific first.
+fn per_filter_maps<'t>(
+    vhost: &'t VirtualHost,
+    route: Option<&'t Route>,
+) -> Vec<&'t Map<String, Value>> {
+    route
+        .and_then(|r| r.per_filter.as_ref())
+        .into_iter()
+        .chain(vhost.per_filter.as_ref())
+        .collect()
 }
 
 /// A `headers` entry that matches `:method` with a `string_match` (or the older `exact_match`);
@@ -373,7 +438,7 @@ fn method_matcher(h: &Value) -> Result<(StringMatcher, bool), String> {
         (None, Some(exact)) => serde_json::json!({ "exact": exact }),
         _ => return Err("a :method matcher needs one string_match".into()),
     };
-    StringMatcher::from_json(&string_match, ":method")
+    StringMatcher::any_from_json(&string_match, ":method")
         .map(|m| (m, invert))
         .map_err(|e| e.to_string())
 }
@@ -451,6 +516,9 @@ pub struct Location<'t> {
     pub route_config: Option<&'t PerRoute>,
     /// How the route was found, for people.
     pub how: Option<String>,
+    /// Every filter's `typed_per_filter_config` on the route and its virtual host (most
+    /// specific first), when the route is known: for the filters placed before ours.
+    pub per_filter: Option<Vec<&'t Map<String, Value>>>,
 }
 
 /// Where a request and, for a preflight matched by `--path`, its actual request go.
@@ -544,6 +612,7 @@ pub fn locate<'t>(input: &Input, routes: Option<&'t RouteTable>) -> Result<Locat
                 }
                 request.metadata = r.filter_metadata.as_ref();
                 request.route_config = table.route_config(vh, r);
+                request.per_filter = Some(per_filter_maps(vh, Some(r)));
             }
             None => notes.push(format!(
                 "route {name:?} is not in the Envoy config's route table"
@@ -565,6 +634,25 @@ pub fn locate<'t>(input: &Input, routes: Option<&'t RouteTable>) -> Result<Locat
         actual: None,
         notes,
     })
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = i;
+        let mut next = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let left = next.last().copied().unwrap_or(0);
+            let up = row.get(j + 1).copied().unwrap_or(0);
+            let cost = diagonal + usize::from(ca != *cb);
+            diagonal = up;
+            next.push(cost.min(left + 1).min(up + 1));
+        }
+        row = next;
+    }
+    row.last().copied().unwrap_or(0)
 }
 
 /// `route "name"`, `an unnamed route` or `no route`: what a request takes, for people.
@@ -610,6 +698,7 @@ impl RouteTable {
             metadata_known: true,
             route_config: vh.zip(route).and_then(|(v, r)| self.route_config(v, r)),
             how: Some(how),
+            per_filter: vh.map(|v| per_filter_maps(v, route)),
         }
     }
 }
@@ -681,6 +770,14 @@ mod tests {
         assert_eq!(route("PUT").as_deref(), Some("put"));
         assert_eq!(route("OPTIONS").as_deref(), Some("not-get"));
         assert_eq!(route("GET").as_deref(), Some("get"));
+    }
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("api", "apii"), 1);
+        assert_eq!(edit_distance("partners", "partner"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]

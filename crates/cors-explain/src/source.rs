@@ -5,6 +5,7 @@
 //! `--path` matching). The filter is the Wasm build (a `Wasm` HTTP filter) or the native build
 //! (a `DynamicModuleFilter` of the module `cors`).
 
+use crate::chain::Earlier;
 use crate::routes::RouteTable;
 use cors_core::config::{Config, RouteConfig};
 use cors_core::fields::JsonError;
@@ -97,6 +98,10 @@ pub struct Loaded {
     pub source: String,
     /// The Wasm build unless the Envoy config's filter is the native one.
     pub build: Build,
+    /// The HTTP filters placed before ours in its listener.
+    pub chain: Vec<Earlier>,
+    /// The listener's name, when the input was an Envoy config.
+    pub listener: Option<String>,
 }
 
 /// Loads `path`. `listener` picks one listener of an Envoy config holding several filters.
@@ -116,6 +121,8 @@ pub fn load(path: &str, listener: Option<&str>) -> Result<Loaded, LoadError> {
             routes: None,
             source: format!("plugin configuration {path} (JSON)"),
             build: Build::Wasm,
+            chain: Vec::new(),
+            listener: None,
         });
     }
     let text = std::str::from_utf8(&bytes)
@@ -131,6 +138,8 @@ pub fn load(path: &str, listener: Option<&str>) -> Result<Loaded, LoadError> {
         routes: None,
         source: format!("plugin configuration {path} (YAML, read as a Struct)"),
         build: Build::Wasm,
+        chain: Vec::new(),
+        listener: None,
     })
 }
 
@@ -187,6 +196,8 @@ struct Candidate<'a> {
     route_config: Option<&'a Value>,
     /// The connection manager ignores ports in `Host` when matching domains.
     ignore_port: bool,
+    /// The `http_filters` entries placed before ours.
+    before: &'a [Value],
 }
 
 fn from_envoy(doc: &Value, listener: Option<&str>, path: &str) -> Result<Loaded, LoadError> {
@@ -204,6 +215,8 @@ fn from_envoy(doc: &Value, listener: Option<&str>, path: &str) -> Result<Loaded,
             routes: None,
             source: format!("{path}: Istio WasmPlugin spec.pluginConfig (JSON)"),
             build: Build::Wasm,
+            chain: Vec::new(),
+            listener: None,
         });
     }
     let candidates = candidates(doc);
@@ -251,6 +264,8 @@ fn from_envoy(doc: &Value, listener: Option<&str>, path: &str) -> Result<Loaded,
         routes,
         source,
         build,
+        chain: Earlier::from_entries(candidate.before),
+        listener: Some(candidate.listener.clone()).filter(|l| !l.is_empty()),
     })
 }
 
@@ -275,7 +290,7 @@ fn candidates(doc: &Value) -> Vec<Candidate<'_>> {
             let entries = filters
                 .as_array()
                 .map_or(std::slice::from_ref(filters), Vec::as_slice);
-            for entry in entries {
+            for (i, entry) in entries.iter().enumerate() {
                 for (build, config) in cors_filters(entry) {
                     candidates.push(Candidate {
                         listener: name.clone(),
@@ -286,6 +301,7 @@ fn candidates(doc: &Value) -> Vec<Candidate<'_>> {
                         ignore_port: ["strip_any_host_port", "ignore_port_in_host_matching"]
                             .iter()
                             .any(|k| o.get(k).and_then(Value::as_bool) == Some(true)),
+                        before: entries.get(..i).unwrap_or_default(),
                     });
                 }
             }
@@ -302,6 +318,7 @@ fn candidates(doc: &Value) -> Vec<Candidate<'_>> {
                 http_filter: None,
                 route_config: None,
                 ignore_port: false,
+                before: &[],
             });
         }
     }
@@ -336,6 +353,7 @@ fn choose<'c, 'a>(
                 && d.http_filter == c.http_filter
                 && d.route_config == c.route_config
                 && d.ignore_port == c.ignore_port
+                && d.before == c.before
         });
         if !seen {
             distinct.push(c);

@@ -9,7 +9,6 @@ use cors_core::config::{Config, RouteConfig};
 use cors_core::pipeline::{self, Action, HostView, LogLevel, ResponsePlan};
 use cors_core::random::Xorshift;
 use cors_core::route_metadata::MetadataCache;
-use cors_core::stats;
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -24,7 +23,7 @@ pub const STOP_ITERATION: u32 = 1;
 /// What `on_http_filter_config_new` makes of one `filter_config`; shared by every worker.
 pub struct FilterConfig {
     config: Config,
-    /// Envoy's counter id for each of `stats::names()`, `None` where defining it failed.
+    /// Envoy's counter id for each of `Config::counter_names()`, `None` where defining it failed.
     counters: Vec<Option<usize>>,
 }
 
@@ -41,7 +40,8 @@ impl FilterConfig {
         let config =
             Config::from_bytes(bytes).map_err(|e| format!("invalid plugin configuration: {e}"))?;
         let mut warnings = config.warnings.clone();
-        let counters = stats::names()
+        let counters = config
+            .counter_names()
             .map(|name| {
                 let id = define_counter(&name);
                 if id.is_none() {
