@@ -20,8 +20,11 @@ usage:
 CONFIG is a plugin configuration (JSON), or an Envoy config (YAML or JSON) from which the
 configuration of our filter is taken (a Struct or a StringValue): the Wasm build's `Wasm`
 filter, or the native build's `DynamicModuleFilter` (module cors) with its per-route
-configurations; or an Istio WasmPlugin. The build's rules apply; a plugin configuration alone
-is explained as the Wasm build.
+configurations; or an Istio WasmPlugin, or an Envoy Gateway EnvoyExtensionPolicy (its wasm
+or dynamicModule entry). The build's rules apply; a plugin configuration alone is explained as
+the Wasm build. In an Envoy config, the HTTP filters placed before ours are modelled: one that
+answers the request (jwt_authn's 401 to a preflight) is what the browser gets, and --check
+warns about each that can answer a preflight.
 
 request options:
   --method M               request method (default OPTIONS with --request-method, else GET)

@@ -5,6 +5,7 @@
 use crate::input::Input;
 use crate::report::Explanation;
 use cors_core::decision::Kind;
+use cors_core::headers::{is_token, list_items};
 use cors_core::policy::Policy;
 
 /// Notes on how the policy treated the request: partial or shadow enforcement, near misses of
@@ -45,6 +46,9 @@ pub fn policy_notes(ex: &mut Explanation, policy: &Policy, input: &Input, origin
                 .map(|(why, allowed)| format!("{why}: {allowed} would be allowed")),
         );
     }
+    if ex.refusal == Some("headers") {
+        ex.notes.extend(refused_headers_note(policy, input));
+    }
     if is_options && ex.kind == Some(Kind::Actual) {
         ex.notes.push(
             "OPTIONS without a non-empty Access-Control-Request-Method is not a preflight: browsers never send one \
@@ -59,6 +63,28 @@ pub fn policy_notes(ex: &mut Explanation, policy: &Policy, input: &Input, origin
             policy.name
         ));
     }
+}
+
+/// Every requested header the policy does not allow (the reason, like the filter's log line
+/// and `x-cors-reason`, names only the first the filter met), when there are several.
+fn refused_headers_note(policy: &Policy, input: &Input) -> Option<String> {
+    let requested = input.request_headers.as_deref()?;
+    let refused: Vec<String> = list_items(requested.as_bytes())
+        .filter(|h| !is_token(h) || !policy.headers.allows(h, true))
+        .map(|h| String::from_utf8_lossy(h).to_ascii_lowercase())
+        .collect();
+    let field = if policy.gateway_api {
+        "allowHeaders"
+    } else {
+        "allow_headers"
+    };
+    (refused.len() > 1).then(|| {
+        format!(
+            "every requested header not in {}.{field}: {} (the reason names the first)",
+            policy.name,
+            refused.join(", ")
+        )
+    })
 }
 
 /// Near misses of a refused origin that the policy would allow (using its own matcher): the

@@ -145,8 +145,55 @@ pub fn load(path: &str, listener: Option<&str>) -> Result<Loaded, LoadError> {
 
 fn is_envoy_document(v: &Value) -> bool {
     v.get("static_resources").is_some()
-        || v.get("kind").and_then(Value::as_str) == Some("WasmPlugin")
+        || v.get("apiVersion").is_some()
         || !cors_filters(v).is_empty()
+}
+
+/// An Envoy Gateway `EnvoyExtensionPolicy`: our filter is its `spec.wasm` entry (Wasm build)
+/// or its `spec.dynamicModule` entry (native build), whose `config` Envoy Gateway hands the
+/// filter as JSON text. With several entries, the one named `cors`.
+fn from_extension_policy(doc: &Value, path: &str) -> Result<Loaded, LoadError> {
+    let spec = doc.get("spec");
+    let entries = |key, build| {
+        spec.and_then(|s| s.get(key))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(move |e| (key, build, e))
+    };
+    let all: Vec<(&str, Build, &Value)> = entries("wasm", Build::Wasm)
+        .chain(entries("dynamicModule", Build::Native))
+        .collect();
+    let named =
+        |(_, _, e): &&(&str, Build, &Value)| e.get("name").and_then(Value::as_str) == Some("cors");
+    let chosen = match all.as_slice() {
+        [one] => Some(one),
+        many => many.iter().find(named),
+    };
+    let Some((key, build, entry)) = chosen else {
+        return Err(LoadError::Input(format!(
+            "{path}: EnvoyExtensionPolicy without a spec.wasm or spec.dynamicModule entry named \
+             \"cors\" (found {})",
+            all.len()
+        )));
+    };
+    let config = entry.get("config").cloned().unwrap_or(Value::Null);
+    let text = match config {
+        Value::Null => Vec::new(),
+        c => serde_json::to_vec(&c)
+            .map_err(|e| LoadError::Input(format!("{path}: spec.{key}.config: {e}")))?,
+    };
+    Ok(Loaded {
+        config: Config::from_bytes(&text)?,
+        routes: None,
+        source: format!(
+            "{path}: Envoy Gateway EnvoyExtensionPolicy spec.{key}[{:?}].config (JSON)",
+            entry.get("name").and_then(Value::as_str).unwrap_or("")
+        ),
+        build: *build,
+        chain: Vec::new(),
+        listener: None,
+    })
 }
 
 /// Every filter under `v` that may be ours, also inside wrappers such as
@@ -201,7 +248,19 @@ struct Candidate<'a> {
 }
 
 fn from_envoy(doc: &Value, listener: Option<&str>, path: &str) -> Result<Loaded, LoadError> {
-    if doc.get("kind").and_then(Value::as_str) == Some("WasmPlugin") {
+    let kind = doc.get("kind").and_then(Value::as_str);
+    if kind == Some("EnvoyExtensionPolicy") {
+        return from_extension_policy(doc, path);
+    }
+    let api = doc.get("apiVersion").and_then(Value::as_str);
+    if let Some(api) = api.filter(|_| kind != Some("WasmPlugin")) {
+        return Err(LoadError::Input(format!(
+            "{path}: a Kubernetes {} ({api}): cors-explain reads an Envoy config, a plugin \
+             configuration, an Istio WasmPlugin or an Envoy Gateway EnvoyExtensionPolicy",
+            kind.unwrap_or("object")
+        )));
+    }
+    if kind == Some("WasmPlugin") {
         // Istio turns pluginConfig into a JSON StringValue before Envoy sees it.
         let plugin = doc
             .get("spec")

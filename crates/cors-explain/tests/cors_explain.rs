@@ -1003,3 +1003,149 @@ fn the_native_build_judges_a_preflight_by_its_actual_requests_route() {
         Some("DELETE")
     );
 }
+
+/// The repository root, for the shipped configurations.
+fn repo(path: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn check_names_routes_and_virtual_hosts_keys_that_name_nothing_with_the_closest_name() {
+    let misspelt = ENVOY_YAML
+        .replace(
+            "routes: {items: {allow_origins",
+            "routes: {itmes: {allow_origins",
+        )
+        .replace(
+            "route_metadata_namespace: cors",
+            "route_metadata_namespace: cors\n                    virtual_hosts: {apis: null}",
+        );
+    assert_ne!(misspelt, ENVOY_YAML);
+    let y = file("misspelt.yaml", &misspelt);
+    let out = run(&["--check", y.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("routes[\"itmes\"]: no route of this name in the route table (the closest is \"items\"): its policy never applies"), "{err}");
+    assert!(err.contains("virtual_hosts[\"apis\"]: no virtual host of this name in the route table (the closest is \"api\")"), "{err}");
+    let good = file("good.yaml", ENVOY_YAML);
+    assert!(run(&["--check", good.to_str().unwrap()]).status.success());
+}
+
+#[test]
+fn every_shipped_configuration_checks_valid_without_warnings() {
+    for path in [
+        "envoy/demo.yaml",
+        "envoy/native.yaml",
+        "envoy/per-route.yaml",
+        "envoy/string-value.yaml",
+        "envoy/skip-without-origin.yaml",
+        "deploy/istio/wasmplugin.yaml",
+        "deploy/envoy-gateway/envoyextensionpolicy.yaml",
+        "deploy/envoy-gateway/envoyextensionpolicy-http.yaml",
+        "deploy/envoy-gateway/envoyextensionpolicy-native.yaml",
+    ] {
+        let out = run(&["--check", &repo(path)]);
+        assert!(
+            out.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn envoy_gateway_extension_policies_are_read_for_their_build() {
+    let native = json(&[
+        &repo("deploy/envoy-gateway/envoyextensionpolicy-native.yaml"),
+        "--origin",
+        "https://app.example.com",
+    ]);
+    assert_eq!(native["build"], "native");
+    assert_eq!(native["decision"], "forwarded");
+    assert!(native["counter"]
+        .as_str()
+        .unwrap()
+        .starts_with("dynamicmodulescustom."));
+    let wasm = json(&[
+        &repo("deploy/envoy-gateway/envoyextensionpolicy.yaml"),
+        "--origin",
+        "https://app.example.com",
+    ]);
+    assert_eq!(wasm["build"], "wasm");
+    let other = run(&[
+        "--check",
+        &repo("deploy/envoy-gateway/envoyproxy-native.yaml"),
+    ]);
+    assert!(String::from_utf8_lossy(&other.stderr)
+        .contains("a Kubernetes EnvoyProxy (gateway.envoyproxy.io/v1alpha1): cors-explain reads"));
+}
+
+#[test]
+fn every_refused_request_header_is_named() {
+    let c = config();
+    let ex = json(&[
+        &c,
+        "--origin",
+        "https://app.example",
+        "--request-method",
+        "PUT",
+        "--request-headers",
+        "x-a, content-type, X-B",
+    ]);
+    assert_eq!(ex["refusal"], "headers");
+    let notes = ex["notes"].to_string();
+    assert!(
+        notes.contains("every requested header not in policy.allow_headers: x-a, x-b"),
+        "{notes}"
+    );
+}
+
+#[test]
+fn a_filter_before_ours_that_answers_is_what_the_preflight_gets() {
+    let jwt = ENVOY_YAML.replace(
+        "          http_filters:\n",
+        "          http_filters:\n          - name: envoy.filters.http.jwt_authn\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication\n              providers: {p: {issuer: x, local_jwks: {inline_string: \"{}\"}}}\n              rules: [{match: {prefix: /}, requires: {provider_name: p}}]\n",
+    );
+    assert_ne!(jwt, ENVOY_YAML);
+    let y = file("jwt.yaml", &jwt).display().to_string();
+    let args = [
+        y.as_str(),
+        "--host",
+        "api.example.com",
+        "--path",
+        "/x",
+        "--origin",
+        "https://items.example",
+        "--request-method",
+        "PUT",
+    ];
+    let ex = json(&args);
+    assert_eq!(ex["decision"], "answered_by_earlier_filter");
+    assert_eq!(ex["answered_by"], "envoy.filters.http.jwt_authn");
+    assert_eq!(ex["status"], 401);
+    assert_eq!(ex["browser"]["without_credentials"]["allowed"], false);
+    let out = run(&["--check", &y]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(
+        "warning: envoy.filters.http.jwt_authn (JwtAuthentication) is placed before the CORS filter in listener \"main\": it answers preflights itself (401)"
+    ));
+}
+
+#[test]
+fn stat_prefix_is_in_the_counter_named() {
+    let c = file(
+        "prefixed.json",
+        r#"{"stat_prefix": "public", "policy": {"allow_origins": ["*"]}}"#,
+    );
+    let ex = json(&[c.to_str().unwrap(), "--origin", "https://a.example"]);
+    assert_eq!(ex["counter"], "wasmcustom.public.cors.actual.allowed");
+}
