@@ -4,7 +4,7 @@
 # (`rust`: the wasm32-wasip1 target). Python programs run as modules from the repository root
 # (`$(PY) -m bench.run`), so that they import the shared harness as `tests.harness`.
 
-.PHONY: all rust setup build native floor lint unit memcheck e2e test demo-tls demo screenshot bench soak fuzz oci dist clean
+.PHONY: all rust setup build native floor lint unit memcheck e2e test demo-tls demo screenshot bench bench-quick soak fuzz oci dist clean
 
 PY := .venv/bin/python
 WASM := build/cors_filter.wasm
@@ -84,8 +84,15 @@ screenshot: setup build
 # On demand, not part of `make test`: the benchmark against Envoy's own CORS filter (docs/performance.md),
 # the soak test under load and listener reloads (soak/README.md), fuzzing (cargo-fuzz and a nightly
 # toolchain, fuzz/README.md).
+# Goals are judged on instructions per request (bench/instructions.py, under callgrind: they repeat
+# to within 0.5 %); req/s and CPU per request (bench/run.py, wrk) move by 10-30 % between runs.
 bench: setup build floor
+	$(PY) -m bench.instructions
 	$(PY) -m bench.run
+
+# Only the instruction count (a few minutes): bench/instructions.md and docs/instructions.png.
+bench-quick: setup build floor
+	$(PY) -m bench.instructions
 
 soak: setup build
 	$(PY) -m soak.run
