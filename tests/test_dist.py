@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts.oci import KINDS, NATIVE, PLACEHOLDER_SHA256, WASM
+from scripts.oci import KINDS, NATIVE, PLACEHOLDER_SHA256, WASM, cargo_version
 from tests.harness.envoy import (ROOT, bootstrap, free_port, listener, native_filter, route, upstream_cluster,
                                  validate)
 from tests.test_manifests import DEPLOY, crd_errors, manifest_files
@@ -86,22 +86,40 @@ def test_dist_holds_the_release_files(dist):
     names = {p.name for p in dist.iterdir()}
     assert {"cors_filter.wasm", "cors_filter.wasm.sha256", "cors-filter.oci.tar", "cors-filter.oci.json", "oci",
             "libcors.so", "libcors.so.sha256", "cors-filter-native.oci.tar", "cors-filter-native.oci.json",
-            "oci-native", "plugin-config.schema.json", "SHA256SUMS", "deploy"} == names
+            "oci-native", "plugin-config.schema.json", "SHA256SUMS", "deploy", "cors-explain",
+            "cors-explain.sha256", "VERSION", "LICENSE", "CHANGELOG.md"} == names
     assert (dist / "libcors.so").read_bytes() == (ROOT / "build" / "libcors.so").read_bytes()
     assert (dist / "plugin-config.schema.json").read_bytes() == (ROOT / "schema/plugin-config.schema.json").read_bytes()
 
 
 def test_checksum_files_verify(dist):
-    for name, magic in (("cors_filter.wasm", b"\0asm"), ("libcors.so", b"\x7fELF")):
+    for name, magic in (("cors_filter.wasm", b"\0asm"), ("libcors.so", b"\x7fELF"), ("cors-explain", b"\x7fELF")):
         module = (dist / name).read_bytes()
         assert module[:4] == magic
         assert (dist / f"{name}.sha256").read_text() == f"{sha256_hex(module)}  {name}\n"
         run("sha256sum", "-c", f"{name}.sha256", cwd=str(dist))
     out = run("sha256sum", "-c", "SHA256SUMS", cwd=str(dist))
     assert sorted(line.rsplit(": ", 1)[0] for line in out.splitlines()) == sorted(
-        ["cors_filter.wasm", "libcors.so", "plugin-config.schema.json"]
-        + [n for kind in KINDS for n in (kind.archive_name, kind.summary_name)])
-    assert out.count(": OK") == 7
+        ["cors_filter.wasm", "libcors.so", "cors-explain", "plugin-config.schema.json", "VERSION", "LICENSE",
+         "CHANGELOG.md"] + [n for kind in KINDS for n in (kind.archive_name, kind.summary_name)])
+    assert out.count(": OK") == 11
+
+
+def test_one_version_is_stamped_into_every_artefact(dist, summary, native_summary):
+    """Cargo.toml's version: dist/VERSION, the shipped CLI, both images, and a CHANGELOG entry."""
+    version = cargo_version()
+    assert (dist / "VERSION").read_text() == version + "\n"
+    assert run(str(dist / "cors-explain"), "--version") == f"cors-explain {version}\n"
+    for kind in KINDS:
+        index = json.loads((dist / kind.layout_dir / "index.json").read_text())
+        assert [m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]] == [version]
+    assert f"## [{version}]" in (dist / "CHANGELOG.md").read_text()
+    assert "Apache License" in (dist / "LICENSE").read_text()
+
+
+def test_the_shipped_cli_checks_the_shipped_manifests(dist):
+    out = run(str(dist / "cors-explain"), "--check", str(dist / "deploy" / "istio" / "wasmplugin.yaml"))
+    assert out.endswith(": valid\n")
 
 
 def skopeo_sees_one_layer_with_the_right_media_types(dist, kind, summary):

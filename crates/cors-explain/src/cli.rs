@@ -16,6 +16,7 @@ usage:
   cors-explain CONFIG [request options] [--json]
   cors-explain CONFIG --requests FILE      (JSON lines in, JSON lines out; FILE - is stdin)
   cors-explain --check CONFIG              (validate only: exit 0 valid, 1 invalid)
+  cors-explain --version
 
 CONFIG is a plugin configuration (JSON), or an Envoy config (YAML or JSON) from which the
 configuration of our filter is taken (a Struct or a StringValue): the Wasm build's `Wasm`
@@ -58,6 +59,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             print!("{USAGE}");
             0
         }
+        Ok(Command::Version) => {
+            // The workspace version, which `make dist` also stamps into dist/VERSION and the
+            // images' annotations.
+            println!("cors-explain {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
         Ok(Command::Check(path)) => check(&path),
         Ok(Command::Explain {
             config,
@@ -83,6 +90,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
 
 enum Command {
     Help,
+    Version,
     Check(String),
     Explain {
         config: String,
@@ -109,6 +117,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
+            Short('V') | Long("version") => return Ok(Command::Version),
             Long("json") => json = true,
             Long("private-network") => input.private_network = true,
             Long("check") => check = Some(value(&mut parser)?),
