@@ -1149,3 +1149,41 @@ fn stat_prefix_is_in_the_counter_named() {
     let ex = json(&[c.to_str().unwrap(), "--origin", "https://a.example"]);
     assert_eq!(ex["counter"], "wasmcustom.public.cors.actual.allowed");
 }
+
+#[test]
+fn the_readme_example_loads_without_warnings() {
+    // The http_filters fragment under "The policy goes into the Wasm filter's plugin
+    // `configuration`": complete policies, so the no-merge warning must stay silent.
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let after = readme
+        .split("The policy goes into the Wasm filter's plugin")
+        .nth(1)
+        .unwrap();
+    let yaml = after
+        .split("```yaml\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    assert!(yaml.contains("partners:"), "{yaml}");
+    let f = file("readme.yaml", yaml);
+    let out = run(&["--check", f.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let narrower = yaml.replace("              allow_methods: GET, POST, PUT\n              allow_headers: [content-type, authorization]\n", "");
+    assert_ne!(narrower, yaml);
+    let f = file("readme-narrower.yaml", &narrower);
+    let out = run(&["--check", f.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(
+        "warning: virtual_hosts.partners: allows origins but no method beyond GET, HEAD and POST"
+    ));
+}
