@@ -174,8 +174,9 @@ pub fn on_request<V: HostView, R>(
         enforcement => return act(outcome(selected, enforcement.map(|(_, e)| e), logs)),
     };
     let is_options = method == b"OPTIONS";
-    // The `Access-Control-Request-*` headers mean something only on a preflight.
-    let preflight_header = |name| view.request_header(name).filter(|_| is_options);
+    // The `Access-Control-Request-*` headers mean something only on a preflight; any other
+    // request does not ask for them (a host call each in the native build).
+    let preflight_header = |name| is_options.then(|| view.request_header(name)).flatten();
     let request = Request {
         origin,
         method,

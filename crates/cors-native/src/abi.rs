@@ -187,6 +187,12 @@ extern "C" {
         header_type: u32,
         result_headers: *mut EnvoyHttpHeader,
     ) -> bool;
+    fn envoy_dynamic_module_callback_http_add_header(
+        filter_envoy_ptr: FilterEnvoyPtr,
+        header_type: u32,
+        key: ModuleBuffer,
+        value: ModuleBuffer,
+    ) -> bool;
     fn envoy_dynamic_module_callback_http_set_header(
         filter_envoy_ptr: FilterEnvoyPtr,
         header_type: u32,
@@ -362,6 +368,20 @@ impl<'h> Host<'h> for Stream<'h> {
                 map as u32,
                 ModuleBuffer::of(name.as_bytes()),
                 value,
+            );
+        }
+    }
+
+    /// `envoy_dynamic_module_callback_http_add_header`.
+    fn add_header(&mut self, map: HeaderMap, name: &str, value: &[u8]) {
+        // SAFETY: live stream (`enter`); both buffers are read during the call. `&mut self`
+        // ends every borrow of header bytes Envoy handed out before.
+        unsafe {
+            envoy_dynamic_module_callback_http_add_header(
+                self.ptr,
+                map as u32,
+                ModuleBuffer::of(name.as_bytes()),
+                ModuleBuffer::of(value),
             );
         }
     }

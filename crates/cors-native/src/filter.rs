@@ -161,16 +161,24 @@ impl<'c> Filter<'c> {
         let Some(plan) = plan.as_ref() else {
             return;
         };
-        let edits = {
+        let (edits, present): (_, Vec<bool>) = {
             let existing: Vec<(&[u8], &[u8])> = host
                 .headers(HeaderMap::Response)
                 .into_iter()
                 .filter(|(n, _)| ResponsePlan::reads(n))
                 .collect();
-            plan.response_edits(&existing)
+            let edits = plan.response_edits(&existing);
+            let present = edits
+                .iter()
+                .map(|(name, _)| existing.iter().any(|(n, _)| *n == name.as_bytes()))
+                .collect();
+            (edits, present)
         };
-        for (name, value) in edits {
-            host.set_header(HeaderMap::Response, name, value.as_deref());
+        for ((name, value), present) in edits.into_iter().zip(present) {
+            match value {
+                Some(value) if !present => host.add_header(HeaderMap::Response, name, &value),
+                value => host.set_header(HeaderMap::Response, name, value.as_deref()),
+            }
         }
     }
 }

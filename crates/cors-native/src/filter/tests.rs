@@ -31,6 +31,8 @@ pub struct FakeHost<'a> {
     /// The route matched for the current `:method`, until the cache is cleared.
     matched: Cell<Option<Option<usize>>>,
     pub calls: RefCell<Vec<String>>,
+    /// Every header lookup (`header`), a host call each in Envoy.
+    pub reads: RefCell<Vec<String>>,
     pub counters: RefCell<Vec<usize>>,
     pub answered: Option<(u32, Headers)>,
     pub local_reply: Option<(u32, String)>,
@@ -100,6 +102,7 @@ impl<'a> Host<'a> for FakeHost<'a> {
             Some(name),
             "the fake host panics on this header"
         );
+        self.reads.borrow_mut().push(format!("{map:?} {name}"));
         self.map(map)
             .iter()
             .find(|(n, _)| n == name)
@@ -126,6 +129,18 @@ impl<'a> Host<'a> for FakeHost<'a> {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
             headers.push((name.to_owned(), value.to_vec()));
         }
+    }
+
+    fn add_header(&mut self, map: HeaderMap, name: &str, value: &[u8]) {
+        self.call(format!(
+            "add {map:?} {name}: {}",
+            String::from_utf8_lossy(value)
+        ));
+        let headers = match map {
+            HeaderMap::Request => &mut self.request,
+            HeaderMap::Response => &mut self.response,
+        };
+        headers.push((name.to_owned(), value.to_vec()));
     }
 
     fn attribute(&self, attribute: Attribute) -> Option<&[u8]> {
@@ -262,6 +277,28 @@ fn an_allowed_actual_request_gets_acao_on_the_upstreams_response() {
         host.header(HeaderMap::Response, "access-control-allow-origin"),
         Some(&b"https://a.com"[..])
     );
+}
+
+#[test]
+fn a_header_the_response_lacks_is_added_and_one_it_has_is_replaced() {
+    let config = filter_config(DEFAULT_ALLOWS_A);
+    let filter = Filter::new(&config);
+    let mut host = FakeHost::request(&[(":method", "GET"), ("origin", "https://a.com")]);
+    request_hook(&filter, &mut host);
+    host.response = pairs(&[(":status", "200"), ("vary", "Accept-Encoding")]);
+    filter.on_response_headers(&mut host);
+    let calls = host.calls.borrow();
+    assert!(calls.contains(&"add Response access-control-allow-origin: https://a.com".to_owned()));
+    assert!(calls.contains(&"set Response vary: Accept-Encoding, Origin".to_owned()));
+}
+
+#[test]
+fn an_actual_request_reads_only_its_method_and_origin() {
+    let config = filter_config(DEFAULT_ALLOWS_A);
+    let filter = Filter::new(&config);
+    let mut host = FakeHost::request(&[(":method", "GET"), ("origin", "https://a.com")]);
+    request_hook(&filter, &mut host);
+    assert_eq!(*host.reads.borrow(), ["Request :method", "Request origin"]);
 }
 
 #[test]
