@@ -4,7 +4,7 @@
 # (`rust`: the wasm32-wasip1 target). Python programs run as modules from the repository root
 # (`$(PY) -m bench.run`), so that they import the shared harness as `tests.harness`.
 
-.PHONY: all rust setup build native floor lint unit memcheck e2e test demo-tls demo screenshot bench bench-quick soak fuzz oci dist clean
+.PHONY: all rust setup build native floor lint unit memcheck e2e test demo-tls demo screenshot bench bench-quick soak fuzz oci dist compat compat-others clean
 
 PY := .venv/bin/python
 WASM := build/cors_filter.wasm
@@ -61,7 +61,17 @@ memcheck: setup
 e2e: setup build
 	.venv/bin/pytest -q -rs tests
 
-test: setup lint build unit memcheck e2e
+# The compatibility suites on Envoy 1.36 to 1.40 (tests/compat_versions.py, docs/compatibility.md):
+# `compat` runs them on every version and writes docs/compatibility-results.md; `compat-others` on
+# the versions other than 1.40 (whose suites `e2e` runs), its table into build/compat/: `make test`
+# runs that one (about 75 s more).
+compat: setup build
+	$(PY) -m scripts.compat
+
+compat-others: setup build
+	$(PY) -m scripts.compat --other-versions
+
+test: setup lint build unit memcheck e2e compat-others
 
 # The demo's TLS certificate for https://localhost:10443 (self-signed for localhost, made here,
 # never committed; kept while it is valid).
@@ -77,7 +87,7 @@ demo: setup build demo-tls
 	.venv/bin/envoy -c envoy/demo.yaml --concurrency 1 --use-dynamic-base-id --log-level warn
 
 # docs/demo.png: the demo page as `make demo` shows it (the demo's ports must be free). The only
-# target that writes a tracked file: `make test` leaves every tracked file as it is.
+# target besides `make compat` that writes a tracked file: `make test` leaves every tracked file as it is.
 screenshot: setup build
 	$(PY) -m scripts.screenshot
 
