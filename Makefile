@@ -10,6 +10,7 @@ PY := .venv/bin/python
 WASM := build/cors_filter.wasm
 NATIVE := build/libcors.so
 FLOOR := build/cors_floor.wasm
+FLOOR_NATIVE := build/libcors_floor.so
 # wasm-opt (Debian's binaryen 108, installed by `setup`) shrinks a module when it is there; these
 # features are what current rustc emits.
 WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
@@ -38,10 +39,14 @@ native: rust
 	cargo build --profile native -p cors-native
 	@mkdir -p build && cp target/native/libcors.so $(NATIVE) && echo "$(NATIVE): $$(stat -c %s $(NATIVE)) bytes"
 
-# bench/floor: the near-empty proxy-wasm filter `make bench` compares with (its own workspace).
+# bench/floor: the near-empty proxy-wasm filter `make bench` compares with (its own workspace);
+# bench/floor-native: its dynamic-module twin, build/libcors_floor.so (Envoy finds it by the name
+# `cors_floor` in build/, ENVOY_DYNAMIC_MODULES_SEARCH_PATH).
 floor: rust
 	cd bench/floor && cargo build --quiet --release --target wasm32-wasip1
 	@$(call wasm_opt,bench/floor/target/wasm32-wasip1/release/cors_floor.wasm,$(FLOOR))
+	cd bench/floor-native && cargo build --quiet --release
+	@cp bench/floor-native/target/release/libcors_floor.so $(FLOOR_NATIVE) && echo "$(FLOOR_NATIVE): $$(stat -c %s $(FLOOR_NATIVE)) bytes"
 
 # The lints docs/security.md's "does not crash" rests on (`[workspace.lints]`), for both targets.
 lint: rust

@@ -20,7 +20,11 @@ anywhere: no preflight is re-routed), and timers of one listener's filter would 
 count.
 
 Listeners (bench.run's, same policy, same route `api` to the same upstream): none, envoy_cors,
-floor, ours (Wasm), ours_so (native). Two more for issue 27, native only, both on a method-split
+floor, ours (Wasm), ours_so (native), and floor_so: bench/floor-native, the dynamic-module twin
+of the Wasm floor (build/libcors_floor.so, `make floor`: reads Origin and :method, answers a
+preflight with the seven headers ours_so sends, adds ours_so's four headers to an actual
+response; no policy, no counter). ours_so against floor_so separates what any dynamic module
+pays (Envoy's side of the ABI) from what ours adds. Two more for issue 27, native only, both on a method-split
 route table (GET / PUT / DELETE on one path, the way Gateway API method matches reach Envoy):
   ours_so_route_policies  each route carries the policy as a per-route configuration
                           (typed_per_filter_config): a preflight is re-routed to find its actual
@@ -46,7 +50,8 @@ from pathlib import Path
 
 import envoy as envoy_package
 
-from bench.run import (BENCH, FLOOR_WASM, PATH, POLICY, SCENARIOS, machine, proxy_listeners, start_upstream)
+from bench.run import (BENCH, FLOOR_WASM, PATH, POLICY, SCENARIOS, bench_listener, machine, proxy_listeners,
+                       start_upstream)
 from tests.harness.envoy import (ENVOY_ENV, NATIVE, ROOT, WASM, Envoy as HarnessEnvoy, bootstrap, free_port,
                                  listener, native_filter, native_route_config, route, upstream_cluster)
 
@@ -54,10 +59,12 @@ REQUESTS_PER_COUNT = int(os.environ.get("BENCH_REQUESTS", "500"))
 # Before counting: V8 compiles and tiers up the module's functions, Envoy fills its pools.
 WARMUP = 20
 CHART = ROOT / "docs" / "instructions.png"
+# bench/floor-native, built by `make floor`; Envoy finds it as lib<name>.so in build/.
+FLOOR_NATIVE = ROOT / "build" / "libcors_floor.so"
 
 # The four requests (bench.run's scenarios; the same method, headers and path as its wrk scripts).
 REQUESTS = ["allowed preflight", "actual GET with Origin", "request without Origin", "refused preflight"]
-LISTENERS = ["none", "envoy_cors", "floor", "ours", "ours_so"]
+LISTENERS = ["none", "envoy_cors", "floor", "ours", "floor_so", "ours_so"]
 REROUTE_LISTENERS = ["ours_so_route_policies", "ours_so_filter_policy"]
 REROUTE_REQUEST = "allowed preflight"
 OBJECTS = ["module", "envoy", "libc", "other"]
@@ -73,6 +80,9 @@ GOALS = [
     ("ours", "floor", "actual GET with Origin", 0.90),
     ("ours", "floor", "request without Origin", 0.90),
 ]
+# Ratios printed beside the goals, not judged: how far each build is from its floor, and where
+# the native floor itself stands.
+RATIOS = [("ours_so", "floor_so"), ("floor_so", "envoy_cors"), ("floor_so", "none"), ("ours", "floor")]
 
 
 # ---------------------------------------------------------------- listeners
@@ -90,7 +100,21 @@ def method_split_listener(name, port, per_route):
     return listener(name, port, [native_filter(config, "json")], [{"name": "bench", "domains": ["*"], "routes": routes}])
 
 
+def floor_so_filter():
+    """bench/floor-native as a dynamic module (no configuration: it has no policy)."""
+    return {
+        "name": "cors_floor",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": {"name": FLOOR_NATIVE.stem.removeprefix("lib")},
+            "filter_name": "floor",
+        },
+    }
+
+
 def front_listener(name, port):
+    if name == "floor_so":
+        return bench_listener(name, port, [floor_so_filter()])
     if name == "ours_so_route_policies":
         return method_split_listener(name, port, per_route=True)
     if name == "ours_so_filter_policy":
@@ -188,7 +212,7 @@ def object_class(name, function, binary):
     if name == "???":
         address = int(function, 16) if function.startswith("0x") else None
         return "envoy" if address is not None and binary[0] <= address < binary[1] else "module"
-    if base == NATIVE.name:
+    if base in (NATIVE.name, FLOOR_NATIVE.name):
         return "module"
     if base == "envoy":
         return "envoy"
@@ -278,6 +302,18 @@ def goals(counts):
     return rows
 
 
+def ratios(counts):
+    rows = []
+    for ours, reference in RATIOS:
+        for request in REQUESTS[:3]:
+            a, b = counts.get(ours, {}).get(request), counts.get(reference, {}).get(request)
+            if a and b:
+                rows.append({"listener": ours, "reference": reference, "request": request,
+                             "ratio": b["per_request"] / a["per_request"],
+                             "difference": a["per_request"] - b["per_request"]})
+    return rows
+
+
 def rerouting(counts):
     a = counts.get("ours_so_route_policies", {}).get(REROUTE_REQUEST)
     b = counts.get("ours_so_filter_policy", {}).get(REROUTE_REQUEST)
@@ -316,6 +352,13 @@ def table(results):
     for g in results["goals"]:
         lines.append(f"| {g['request']} | {g['listener']}/{g['reference']} | {g['ratio']:.3f} | ≥ {g['at_least']:.2f} | "
                      f"{'met' if g['met'] else 'not met'} |")
+    if results["ratios"]:
+        lines += ["", "Beside the goals, not judged (reference's instructions / the listener's, and the listener's "
+                  "minus the reference's):", "",
+                  "| request | listener/reference | instructions ratio | difference |", "|---|---|---:|---:|"]
+        for g in results["ratios"]:
+            lines.append(f"| {g['request']} | {g['listener']}/{g['reference']} | {g['ratio']:.3f} | "
+                         f"{g['difference'] / 1000:+.1f}k |")
     r = results["rerouting"]
     if r:
         s = r["split"]
@@ -365,7 +408,8 @@ def chart(results, path):
 
 
 def main():
-    for path, how in ((WASM, "make build"), (NATIVE, "make build"), (FLOOR_WASM, "make floor")):
+    for path, how in ((WASM, "make build"), (NATIVE, "make build"), (FLOOR_WASM, "make floor"),
+                      (FLOOR_NATIVE, "make floor")):
         if not path.exists():
             sys.exit(f"{path.relative_to(ROOT)} is missing: run `{how}` (or `make bench-quick`)")
     for tool in ("valgrind", "callgrind_control"):
@@ -383,6 +427,7 @@ def main():
     finally:
         upstream.stop()
     results["goals"] = goals(results["counts"])
+    results["ratios"] = ratios(results["counts"])
     results["rerouting"] = rerouting(results["counts"])
     results["table"] = table(results)
     (BENCH / "instructions.json").write_text(json.dumps(results, indent=1) + "\n")

@@ -15,7 +15,7 @@
 pub mod hooks;
 
 use crate::filter::PerRoute;
-use crate::host::{Attribute, HeaderMap, Host};
+use crate::host::{Attribute, HeaderLines, HeaderMap, Host};
 use cors_core::config::RouteConfig;
 use cors_core::pipeline::LogLevel;
 use std::ffi::{c_char, c_void, CStr};
@@ -113,6 +113,18 @@ pub struct EnvoyHttpHeader {
     key_length: usize,
     value_ptr: *const u8,
     value_length: usize,
+}
+
+/// An empty slot, for Envoy to fill.
+impl Default for EnvoyHttpHeader {
+    fn default() -> Self {
+        EnvoyHttpHeader {
+            key_ptr: std::ptr::null(),
+            key_length: 0,
+            value_ptr: std::ptr::null(),
+            value_length: 0,
+        }
+    }
 }
 
 /// `envoy_dynamic_module_type_module_http_header`.
@@ -319,26 +331,19 @@ impl<'h> Host<'h> for Stream<'h> {
     }
 
     /// `envoy_dynamic_module_callback_http_get_headers_size`, then
-    /// `envoy_dynamic_module_callback_http_get_headers`.
-    fn headers(&self, map: HeaderMap) -> Vec<(&[u8], &[u8])> {
+    /// `envoy_dynamic_module_callback_http_get_headers`; only the lines `keep` accepts are
+    /// returned (a preflight's or a response's few: usually no second allocation).
+    fn headers(&self, map: HeaderMap, keep: fn(&[u8]) -> bool) -> HeaderLines<'_> {
         // SAFETY: live stream (`enter`), no pointers.
         let count =
             unsafe { envoy_dynamic_module_callback_http_get_headers_size(self.ptr, map as u32) };
-        let mut raw = vec![
-            EnvoyHttpHeader {
-                key_ptr: std::ptr::null(),
-                key_length: 0,
-                value_ptr: std::ptr::null(),
-                value_length: 0,
-            };
-            count
-        ];
+        let mut raw = vec![EnvoyHttpHeader::default(); count];
         // SAFETY: `raw` has room for the `count` headers Envoy just reported, and nothing
         // changed the map in between.
         if !unsafe {
             envoy_dynamic_module_callback_http_get_headers(self.ptr, map as u32, raw.as_mut_ptr())
         } {
-            return Vec::new();
+            return HeaderLines::new();
         }
         raw.iter()
             .map(|h| {
@@ -353,6 +358,7 @@ impl<'h> Host<'h> for Stream<'h> {
                 // SAFETY: Envoy filled both for this hook; they borrow `self` (see `header`).
                 unsafe { (name.as_slice(), value.as_slice()) }
             })
+            .filter(|(name, _)| keep(name))
             .collect()
     }
 
@@ -390,7 +396,17 @@ impl<'h> Host<'h> for Stream<'h> {
     /// straight back to the client (as Envoy's own CORS filter answers preflights: no
     /// local-reply machinery).
     fn answer(&mut self, status: u32, headers: &[(&str, &[u8])]) {
-        let status = status.to_string();
+        // The statuses the filter answers with, without formatting them (a heap string).
+        let formatted;
+        let status = match status {
+            200 => "200",
+            204 => "204",
+            403 => "403",
+            other => {
+                formatted = other.to_string();
+                formatted.as_str()
+            }
+        };
         let mut raw: Vec<ModuleHttpHeader> = [(":status", status.as_bytes())]
             .iter()
             .chain(headers)

@@ -4,7 +4,7 @@
 //! response comes (the upstream's, a later filter's local reply, or, unlike Wasm, an earlier
 //! filter's local reply). No `unsafe` here: `abi` hands over safe handles.
 
-use crate::host::{Attribute, HeaderMap, Host};
+use crate::host::{Attribute, HeaderLines, HeaderMap, Host};
 use cors_core::config::{Config, RouteConfig};
 use cors_core::pipeline::{self, Action, HostView, LogLevel, ResponsePlan};
 use cors_core::random::Xorshift;
@@ -161,20 +161,25 @@ impl<'c> Filter<'c> {
         let Some(plan) = plan.as_ref() else {
             return;
         };
-        let (edits, present): (_, Vec<bool>) = {
-            let existing: Vec<(&[u8], &[u8])> = host
-                .headers(HeaderMap::Response)
-                .into_iter()
-                .filter(|(n, _)| ResponsePlan::reads(n))
-                .collect();
+        // Which edited headers the response has, one bit per edit (read before the edits:
+        // the response's bytes borrow the host, which the edits change). An edit past the
+        // 32nd counts as present: `set_header` is right either way, `add_header` only cheaper.
+        let (edits, present) = {
+            let existing = host.headers(HeaderMap::Response, ResponsePlan::reads);
             let edits = plan.response_edits(&existing);
             let present = edits
                 .iter()
-                .map(|(name, _)| existing.iter().any(|(n, _)| *n == name.as_bytes()))
-                .collect();
+                .enumerate()
+                .filter(|(i, (name, _))| {
+                    *i >= 32 || existing.iter().any(|(n, _)| *n == name.as_bytes())
+                })
+                .fold(0u32, |bits, (i, _)| {
+                    bits | 1u32.checked_shl(i as u32).unwrap_or(0)
+                });
             (edits, present)
         };
-        for ((name, value), present) in edits.into_iter().zip(present) {
+        for (i, (name, value)) in edits.into_iter().enumerate() {
+            let present = i >= 32 || present & 1u32.checked_shl(i as u32).unwrap_or(0) != 0;
             match value {
                 Some(value) if !present => host.add_header(HeaderMap::Response, name, &value),
                 value => host.set_header(HeaderMap::Response, name, value.as_deref()),
@@ -315,23 +320,45 @@ impl Reply {
     }
 }
 
-/// The pipeline's view of one request, over the host's callbacks (one each).
+/// The prefix of the headers only a preflight is asked for.
+const PREFLIGHT_HEADERS: &[u8] = b"access-control-request-";
+
+/// The pipeline's view of one request, over the host's callbacks.
 struct NativeView<'v, 'h, H: Host<'h>> {
     host: &'v H,
     rerouted: Option<Rerouted<'h>>,
+    /// The request's `access-control-request-*` lines, read at the first ask for one.
+    preflight_headers: std::cell::OnceCell<HeaderLines<'v>>,
 }
 
 impl<'v, 'h, H: Host<'h>> NativeView<'v, 'h, H> {
     fn new(host: &'v H, rerouted: Option<Rerouted<'h>>) -> Self {
-        NativeView { host, rerouted }
+        NativeView {
+            host,
+            rerouted,
+            preflight_headers: std::cell::OnceCell::new(),
+        }
     }
 }
 
 impl<'h, H: Host<'h>> HostView for NativeView<'_, 'h, H> {
     fn request_header(&self, name: &str) -> Option<&[u8]> {
-        // One cheap callback per header (`:method`, `origin`, on a preflight the three
-        // `access-control-request-*`): no VM boundary to amortize by reading them all.
-        self.host.header(HeaderMap::Request, name)
+        // A `get_header` each for `:method` and `origin`, what every request with `Origin` is
+        // asked for. A preflight is asked for three `access-control-request-*` (one usually
+        // absent, which Envoy finds by scanning the map): one `get_headers` for the three
+        // costs less than three `get_header` (callgrind, bench/instructions.py: -1.4k
+        // instructions per preflight), but more than the two single reads of every request.
+        if !name.as_bytes().starts_with(PREFLIGHT_HEADERS) {
+            return self.host.header(HeaderMap::Request, name);
+        }
+        self.preflight_headers
+            .get_or_init(|| {
+                self.host
+                    .headers(HeaderMap::Request, |n| n.starts_with(PREFLIGHT_HEADERS))
+            })
+            .iter()
+            .find(|(n, _)| *n == name.as_bytes())
+            .map(|(_, v)| *v)
     }
 
     fn route_name(&self) -> Option<Vec<u8>> {

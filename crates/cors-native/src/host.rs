@@ -26,8 +26,8 @@ pub trait Host<'h> {
     /// The first value of a header (lower-case name). The bytes borrow the host: a header
     /// change (`&mut self`) ends them.
     fn header(&self, map: HeaderMap, name: &str) -> Option<&[u8]>;
-    /// Every header of a map.
-    fn headers(&self, map: HeaderMap) -> Vec<(&[u8], &[u8])>;
+    /// The headers of a map whose (lower-case) name `keep` accepts, in order.
+    fn headers(&self, map: HeaderMap, keep: fn(&[u8]) -> bool) -> HeaderLines<'_>;
     /// Sets a header, replacing every value, or removes it (`None`). Envoy also removes a
     /// header set to an empty value.
     fn set_header(&mut self, map: HeaderMap, name: &str, value: Option<&[u8]>);
@@ -56,3 +56,7 @@ pub trait Host<'h> {
     /// Answers with an empty local reply (`details`: the response-code detail Envoy logs).
     fn send_response(&mut self, status: u32, details: &str);
 }
+
+/// A few lines of one header map, as `Host::headers` picks them: a response's CORS headers
+/// and `Vary`, a preflight's `Access-Control-Request-*` (rarely any, never many).
+pub type HeaderLines<'a> = Vec<(&'a [u8], &'a [u8])>;

@@ -3,6 +3,7 @@
 //! every host call. Named after the behaviour each test pins.
 
 use super::*;
+use crate::host::HeaderLines;
 use std::cell::RefCell;
 
 /// One route of the fake table: the method it matches (`None`: any), its name, and its
@@ -109,10 +110,12 @@ impl<'a> Host<'a> for FakeHost<'a> {
             .map(|(_, v)| v.as_slice())
     }
 
-    fn headers(&self, map: HeaderMap) -> Vec<(&[u8], &[u8])> {
+    fn headers(&self, map: HeaderMap, keep: fn(&[u8]) -> bool) -> HeaderLines<'_> {
+        self.reads.borrow_mut().push(format!("{map:?} (all)"));
         self.map(map)
             .iter()
             .map(|(n, v)| (n.as_bytes(), v.as_slice()))
+            .filter(|(n, _)| keep(n))
             .collect()
     }
 
@@ -250,6 +253,24 @@ fn an_allowed_preflight_is_answered_with_the_policy() {
         host.calls.borrow().last().map(String::as_str),
         Some("answer")
     );
+}
+
+#[test]
+fn a_preflight_reads_method_and_origin_alone_and_its_access_control_request_headers_at_once() {
+    let config = filter_config(DEFAULT_ALLOWS_A);
+    let filter = Filter::new(&config);
+    let mut host = FakeHost::request(&[
+        (":method", "OPTIONS"),
+        ("origin", "https://a.com"),
+        ("access-control-request-method", "PUT"),
+        ("access-control-request-headers", "x-a"),
+    ]);
+    request_hook(&filter, &mut host);
+    assert_eq!(
+        *host.reads.borrow(),
+        ["Request :method", "Request origin", "Request (all)"]
+    );
+    assert_eq!(host.answered.as_ref().map(|(s, _)| *s), Some(200));
 }
 
 #[test]
