@@ -62,7 +62,7 @@ done
 # file check), binaryen (wasm-opt for the release build; the failure_policy test's trapping build),
 # skopeo (OCI image check), buildah (builds the Dockerfile without a Docker daemon, for the image check),
 # valgrind (make memcheck: the native module's hooks under memcheck).
-want=(chromium wrk docker-compose binaryen skopeo buildah valgrind)
+want=(chromium firefox-esr libnss3-tools wrk docker-compose binaryen skopeo buildah valgrind)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
