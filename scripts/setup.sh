@@ -58,7 +58,8 @@ for other in 1.36.4 1.37.0 1.38.2 1.39.3; do
   fi
 done
 
-# Debian packages: chromium (browser tests, screenshot), wrk (bench, soak), docker-compose (compose
+# Debian packages: chromium (browser tests, screenshot), firefox-esr and libnss3-tools (certutil: the
+# browser tests in Firefox, trusting the TLS tests' certificate), wrk (bench, soak), docker-compose (compose
 # file check), binaryen (wasm-opt for the release build; the failure_policy test's trapping build),
 # skopeo (OCI image check), buildah (builds the Dockerfile without a Docker daemon, for the image check),
 # valgrind (make memcheck: the native module's hooks under memcheck).
