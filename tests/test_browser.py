@@ -1,20 +1,28 @@
-"""The filter judged by a real browser: headless Chromium loads the demo page (web/index.html,
-served by envoy/demo.yaml's page listener) and runs its scenario matrix against the API through
-Envoy with the filter, twice: as the page's own origin (allowed by the policy), and embedded
-from the same host on another port (another origin, refused). The page writes what the browser
-let each origin do into the DOM as JSON; these tests read it back. One Chromium run covers all
-of it; a second one takes a screenshot, checked here and thrown away (`make screenshot` writes
-docs/demo.png: `make test` changes no tracked file).
+"""The filter judged by real browsers: headless Chromium and Firefox (the `engine` fixture of
+tests/harness/browser.py) load the demo page (web/index.html, served by envoy/demo.yaml's page
+listener) and run its scenario matrix against the API through Envoy with the filter, twice: as the
+page's own origin (allowed by the policy), and embedded from the same host on another port
+(another origin, refused). The page writes what the browser let each origin do as JSON (Chromium:
+read from --dump-dom; Firefox: posted back by the page); these tests read it back. One browser run
+covers all of it; a second one takes a screenshot, checked here and thrown away (`make screenshot`
+writes docs/demo.png with Chromium: `make test` changes no tracked file).
 
 All of it once per build of the filter (Wasm; native: the demo's plugin configuration in the
-dynamic module) and, for each, three times, once per protocol a browser reaches the API with: HTTP/1.1 in clear
-text, HTTP/2 over TLS (ALPN h2) and HTTP/3 over QUIC, both on envoy/demo.yaml's HTTPS port with a
-certificate made for the run (scripts/demo_tls.py) that Chromium trusts by its public key
-(`--ignore-certificate-errors-spki-list`). Chromium is told to use QUIC for the API's origin
-(`--origin-to-force-quic-on`) and to resolve localhost to 127.0.0.1 (it would send QUIC to ::1
-only). Envoy's access log (%PROTOCOL%) shows which protocol each request came in over.
+dynamic module), per engine and, for each, three times, once per protocol a browser reaches the API
+with: HTTP/1.1 in clear text, HTTP/2 over TLS (ALPN h2) and HTTP/3 over QUIC, both on
+envoy/demo.yaml's HTTPS port with a certificate made for the run (scripts/demo_tls.py). Chromium
+trusts it by its public key (`--ignore-certificate-errors-spki-list`), is told to use QUIC for the
+API's origin (`--origin-to-force-quic-on`) and to resolve localhost to 127.0.0.1 (it would send
+QUIC to ::1 only). Firefox gets the certificate in its profile's NSS database and prefs that send
+every request to the API's origin over QUIC (tests/harness/firefox.py). Envoy's access log
+(%PROTOCOL%) shows which protocol each request came in over.
 
-Chromium is required: a missing one fails these tests (under CI=true and everywhere else)."""
+Where the engines differ by design, these scenarios stay clear of it, so one table of expected
+verdicts holds for both: the preflight cache's cap on Access-Control-Max-Age (Chromium 2 h, Firefox
+24 h) is far above the demo's max_age 600, and Private Network Access (Chromium only) does not
+apply between two loopback origins.
+
+Both browsers are required: a missing one fails these tests (under CI=true and everywhere else)."""
 
 import struct
 from collections import Counter
@@ -22,8 +30,8 @@ from collections import Counter
 import pytest
 
 from scripts.demo_tls import make as demo_tls
-from tests.harness.browser import (SCREENSHOT_SIZE, chromium_binary, dump_dom, free_ports, page_results,
-                                   read_access_log, screenshot, start_demo_envoy)
+from tests.harness.browser import (SCREENSHOT_SIZE, engine, free_ports, page_results_in,  # noqa: F401 (fixture)
+                                   read_access_log, screenshot_in, start_demo_envoy)
 
 
 def OK(status, **extra):
@@ -53,41 +61,36 @@ ROLES = ("allowed", "refused")
 PROTOCOLS = ("HTTP/1.1", "HTTP/2", "HTTP/3")
 
 
-def api_url_and_flags(protocol, ports, spki):
-    """The API's origin for the page, and the Chromium flags to reach it over `protocol`."""
+def api_origin(protocol, ports):
+    """The API's origin for the page, and the origin to reach over QUIC (HTTP/3 only)."""
     if protocol == "HTTP/1.1":
-        return f"http://localhost:{ports['api']}", []
+        return f"http://localhost:{ports['api']}", None
     origin = f"localhost:{ports['api_tls']}"
-    flags = [f"--ignore-certificate-errors-spki-list={spki}"]
-    if protocol == "HTTP/3":
-        flags += ["--enable-quic", f"--origin-to-force-quic-on={origin}", "--host-resolver-rules=MAP localhost 127.0.0.1"]
-    return f"https://{origin}", flags
+    return f"https://{origin}", origin if protocol == "HTTP/3" else None
 
 
 @pytest.fixture(scope="module", params=PROTOCOLS)
-def run(request, tmp_path_factory, build):
+def run(request, tmp_path_factory, build, engine):
     protocol = request.param
-    if chromium_binary() is None:
-        pytest.fail("chromium is required for the browser tests: scripts/setup.sh installs Debian's chromium")
     d = tmp_path_factory.mktemp("browser")
     access_log = d / "api-access.log"
-    spki = demo_tls(d / "tls")
+    demo_tls(d / "tls")
     ports = free_ports()
     envoy = start_demo_envoy(ports, access_log, d / "tls", build)
     host = "http://localhost"
-    api, flags = api_url_and_flags(protocol, ports, spki)
+    api, quic_origin = api_origin(protocol, ports)
+    tls = None if protocol == "HTTP/1.1" else d / "tls"
     url = f"{host}:{ports['page']}/?api={api}&peer={host}:{ports['peer']}"
     shot = d / "demo.png"
     try:
-        dom = dump_dom(url, *flags)
-        results = page_results(dom)
+        results = page_results_in(engine, url, tls, quic_origin)
         log = read_access_log(access_log, envoy.admin_port)
-        screenshot(url, shot, *SCREENSHOT_SIZE, *flags)
+        screenshot_in(engine, url, shot, *SCREENSHOT_SIZE, tls, quic_origin)
     finally:
         envoy.stop()
     assert "panicked" not in envoy.log()
     return {"ports": ports, "results": results, "log": log, "host": host, "screenshot": shot,
-            "protocol": protocol}
+            "protocol": protocol, "engine": engine}
 
 
 def verdict(run, scenario, role):

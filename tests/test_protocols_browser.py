@@ -1,4 +1,5 @@
-"""gRPC-Web, Connect and MCP from a real browser: headless Chromium loads web/protocols/index.html
+"""gRPC-Web, Connect and MCP from a real browser, in both engines (Chromium and Firefox, the `engine`
+fixture of tests/harness/browser.py): the browser loads web/protocols/index.html
 from one origin and calls each protocol's real server through Envoy with the CORS filter first,
 on other origins. Envoy runs the configurations docs/protocols.md shows (envoy/grpc-web.yaml,
 envoy/connect.yaml, envoy/mcp.yaml), with ports and the allowed origin rewritten and
@@ -10,7 +11,8 @@ bearer-token auth). Each protocol's listener also runs without its preset: with 
 `presets` removed, and (gRPC-Web, MCP) with the preset's request headers copied into
 `allow_headers` but nothing exposed, as copied examples often do. The page writes what the
 browser let it see into the DOM as JSON; Envoy's access log tells which request headers
-Chromium named in each preflight (`Access-Control-Request-Headers`)."""
+the browser named in each preflight (`Access-Control-Request-Headers`): both engines name the same,
+sorted and lower-case as the Fetch standard says, so every assertion holds for both."""
 
 import copy
 import socket
@@ -23,7 +25,7 @@ from collections import defaultdict
 import pytest
 import yaml
 
-from tests.harness.browser import chromium_binary, dump_dom, page_results, read_access_log
+from tests.harness.browser import engine, page_results_in, read_access_log  # noqa: F401 (engine: fixture)
 from tests.harness.envoy import ROOT, Envoy, bootstrap, direct_route, free_port, hcm, listener, poll, stop_process
 
 CONFIGS = {protocol: ROOT / "envoy" / f"{protocol}.yaml" for protocol in ("grpc-web", "connect", "mcp")}
@@ -131,9 +133,7 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    if chromium_binary() is None:
-        pytest.fail("chromium is required for the browser tests: scripts/setup.sh installs Debian's chromium")
+def run(tmp_path_factory, engine):
     work = tmp_path_factory.mktemp("protocols")
     host = "http://localhost"
     endpoints = [e for names in ENDPOINTS.values() for e in names]
@@ -154,7 +154,7 @@ def run(tmp_path_factory):
         for server in servers.values():
             server.wait_ready()
         query = urllib.parse.urlencode({e: f"{host}:{ports[e]}" for e in endpoints})
-        results = page_results(dump_dom(f"{page_origin}/?{query}"))
+        results = page_results_in(engine, f"{page_origin}/?{query}")
         log = read_access_log(access_log, envoy.admin_port)
     finally:
         if envoy is not None:
@@ -163,7 +163,7 @@ def run(tmp_path_factory):
             server.stop()
     assert "panicked" not in envoy.log()
     return {"results": results, "log": log, "page": page_origin, "ports": ports, "mcp_url": mcp_url,
-            "seconds": time.monotonic() - started}
+            "seconds": time.monotonic() - started, "engine": engine}
 
 
 def result(run, case):
@@ -353,10 +353,10 @@ def test_mcp_without_exposed_headers_hides_the_challenge_and_the_session(run):
     assert "mcp-session-id" not in got["headers"], got
 
 
-def test_report_what_chromium_sent_and_read(run):
-    """Prints, per endpoint, the request headers Chromium named in its preflights (every endpoint
+def test_report_what_the_browser_sent_and_read(run):
+    """Prints, per endpoint, the request headers the browser named in its preflights (every endpoint
     had some) and the response headers each call let the page read (`pytest -s` shows it)."""
-    lines = [f"protocol browser run: {run['seconds']:.1f} s (servers, Envoy, Chromium)"]
+    lines = [f"protocol browser run in {run['engine']}: {run['seconds']:.1f} s (servers, Envoy, the browser)"]
     for names in ENDPOINTS.values():
         for endpoint in names:
             for path, asked in preflights(run, endpoint).items():

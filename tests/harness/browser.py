@@ -1,9 +1,12 @@
-"""Headless Chromium (Debian's `chromium`, installed by scripts/setup.sh) for the browser tests
-and `make screenshot`, and the demo configuration (envoy/demo.yaml) on ports of the caller's
-choosing.
+"""The browsers of the browser tests and `make screenshot`, and the demo configuration
+(envoy/demo.yaml) on ports of the caller's choosing.
 
-Chromium is driven with `--dump-dom` and a virtual time budget: one process per page load, no
-DevTools client, nothing downloaded at run time. With CI=true a missing Chromium is an error.
+Two engines, Debian's both (scripts/setup.sh installs them): Chromium (`chromium`), driven with
+`--dump-dom` and a virtual time budget, and Firefox (`firefox-esr`, tests/harness/firefox.py), to
+which the page posts its results. One process per page load, a fresh profile each time, no driver,
+no DevTools client, nothing downloaded at run time. `page_results_in(engine, url, ...)` is the one
+entry point the suites call; the `engine` fixture runs a suite once per engine (test ids name it).
+A missing browser fails the tests, with or without CI=true: they are never skipped.
 """
 
 import json
@@ -13,9 +16,12 @@ import shutil
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
+import pytest
 import yaml
 
+from tests.harness import firefox
 from tests.harness.envoy import ROOT, Envoy, free_port, native_filter, request
 
 CHROMIUM_FLAGS = [
@@ -81,6 +87,61 @@ def page_results(dom):
         raise AssertionError("the page did not finish (no results in the DOM):\n" + dom[-3000:])
     text = m.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     return json.loads(text)
+
+
+ENGINES = ("chromium", "firefox")
+
+
+def engine_binary(engine):
+    return chromium_binary() if engine == "chromium" else firefox.firefox_binary()
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request):
+    """The browser engine a suite runs in: every test of a module that uses it runs once per engine."""
+    if engine_binary(request.param) is None:
+        pytest.fail(f"{request.param} is required for the browser tests: scripts/setup.sh installs Debian's "
+                    + ("chromium" if request.param == "chromium" else "firefox-esr"))
+    return request.param
+
+
+def chromium_flags(tls_dir=None, quic_origin=None):
+    """Chromium's flags to reach an HTTPS origin with the certificate of `tls_dir` (scripts/demo_tls.py),
+    trusted by its public key, and with `quic_origin` ("host:port") over QUIC only."""
+    flags = []
+    if tls_dir is not None:
+        spki = (Path(tls_dir) / "spki.txt").read_text().strip()
+        flags.append(f"--ignore-certificate-errors-spki-list={spki}")
+    if quic_origin:
+        # Chromium sends QUIC for localhost to ::1 only; Envoy listens on 127.0.0.1.
+        flags += ["--enable-quic", f"--origin-to-force-quic-on={quic_origin}",
+                  "--host-resolver-rules=MAP localhost 127.0.0.1"]
+    return flags
+
+
+def firefox_setup(tls_dir=None, quic_origin=None):
+    """Firefox's prefs and the certificate to import for the same."""
+    if tls_dir is None:
+        return {}, None
+    return firefox.https_prefs(quic_origin), Path(tls_dir) / "cert.pem"
+
+
+def page_results_in(engine, url, tls_dir=None, quic_origin=None, timeout=90):
+    """Loads `url` (web/index.html or web/protocols/index.html) in `engine` and returns the JSON the
+    page wrote into <pre id="results">: from Chromium's --dump-dom, or as Firefox posted it."""
+    if engine == "chromium":
+        return page_results(dump_dom(url, *chromium_flags(tls_dir, quic_origin), timeout=timeout))
+    prefs, certificate = firefox_setup(tls_dir, quic_origin)
+    return json.loads(firefox.posted_results(url, prefs, certificate, timeout=timeout))
+
+
+def screenshot_in(engine, url, path, width, height, tls_dir=None, quic_origin=None):
+    """A PNG of `url` in `engine`: Chromium's once the page's fetches settled (virtual time), Firefox's
+    when the page has loaded (its --screenshot does not wait for the fetches)."""
+    if engine == "chromium":
+        return screenshot(url, path, width, height, *chromium_flags(tls_dir, quic_origin))
+    prefs, certificate = firefox_setup(tls_dir, quic_origin)
+    return firefox.screenshot(url, path, width, height, prefs, certificate)
 
 
 def free_ports():
