@@ -51,6 +51,10 @@ VALID = {
     "any-port": {"policy": {"allow_origins": ["http://localhost:*", "https://*.dev.example:*"]}},
     "presets": {"policy": {"allow_origins": ["https://app.example"], "presets": ["grpc-web", "connect", "mcp"]},
                 "routes": {"g": {"allowOrigins": ["https://app.example"], "presets": ["grpc-web"]}}},
+    "cross-origin-protection": {"policy": {"allow_origins": ["https://app.example"], "cross_origin_protection": "enforce"},
+                                "routes": {"g": {"allowOrigins": ["https://app.example"], "crossOriginProtection": "report"},
+                                           "o": {"allow_origins": ["*"], "cross_origin_protection": "off"},
+                                           "n": {"allow_origins": ["*"], "cross_origin_protection": None}}},
     "stat-prefix": {"stat_prefix": "public-api.v1", "policy": {"allow_origins": ["https://a.example"]}},
     "numeric-enum-and-float-integers": {"policy": {
         "allow_origins": ["https://a.example"], "max_age": 600.0,
@@ -103,6 +107,12 @@ INVALID = {
     "unknown-without-origin-mode": ({"requests_without_origin": "vary"}, "requests_without_origin"),
     "stat-prefix-empty-part": ({"stat_prefix": "public..api"}, "stat_prefix"),
     "stat-prefix-a-number": ({"stat_prefix": 7}, "stat_prefix"),
+    "unknown-cross-origin-protection": ({"policy": {"cross_origin_protection": "on"}},
+                                        "policy.cross_origin_protection"),
+    "cross-origin-protection-a-bool": ({"routes": {"r": {"allowOrigins": ["*"], "crossOriginProtection": True}}},
+                                       "routes.r.crossOriginProtection"),
+    "cross-origin-protection-other-vocabulary": (
+        {"policy": {"allowOrigins": ["*"], "cross_origin_protection": "enforce"}}, "policy.cross_origin_protection"),
 }
 
 

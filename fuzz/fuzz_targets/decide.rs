@@ -2,11 +2,13 @@
 //! (bytes, repeated headers, any method), read the way the proxy-wasm shell reads them: the
 //! decision and the response edits must keep every invariant of `check_decision` /
 //! `check_edits` (no ACAO for an unmatched origin, no `*` with credentials, only valid
-//! header values).
+//! header values), also after `cross_origin_protection` has had its say (as the pipeline
+//! applies it: never to an allowed origin, a 403 without CORS headers).
 #![no_main]
 
 use arbitrary::Arbitrary;
-use cors_core::decision::{decide, response_edits, Action, Request};
+use cors_core::cross_origin::{self, Protection};
+use cors_core::decision::{decide, refuse_cross_origin, response_edits, Action, Request};
 use cors_core::headers::trim_ows;
 use cors_core::policy::Policy;
 use cors_core::stats;
@@ -25,8 +27,11 @@ struct Input {
     upstream: Vec<(Str, Vec<u8>)>,
 }
 
-const NAMES: [&str; 6] = [
+const NAMES: [&str; 9] = [
     "origin",
+    "sec-fetch-site",
+    ":authority",
+    "upgrade",
     "access-control-request-method",
     "access-control-request-headers",
     "access-control-request-private-network",
@@ -79,7 +84,25 @@ fuzz_target!(|input: Input| {
         private_network: get("access-control-request-private-network")
             .is_some_and(|v| v.eq_ignore_ascii_case(b"true")),
     };
-    let decision = decide(&policy, &request);
+    let mut decision = decide(&policy, &request);
+    let site = get("sec-fetch-site");
+    let authority = get(":authority");
+    let upgrade = get("upgrade");
+    let header = |n: &str| match n {
+        "sec-fetch-site" => site.as_deref(),
+        ":authority" => authority.as_deref(),
+        "upgrade" => upgrade.as_deref(),
+        _ => None,
+    };
+    if policy.cross_origin_protection != Protection::Off {
+        let trusted = decision.refusal.is_none();
+        let refused = cross_origin::guarded(&input.method, header)
+            .and_then(|g| cross_origin::check(g, Some(&origin), header, || trusted));
+        if let Some(refused) = refused {
+            let enforce = policy.cross_origin_protection == Protection::Enforce;
+            refuse_cross_origin(&policy, &request, &mut decision, refused, enforce);
+        }
+    }
     check_decision(&policy, &request, &decision);
     let _ = stats::index(decision.kind, decision.refusal, false);
     if let Some(d) = decision.refusal {

@@ -4,7 +4,7 @@
 //! must keep. A broken invariant panics, which libFuzzer reports as a crash.
 
 use arbitrary::Arbitrary;
-use cors_core::decision::{Action, Decision, Request, Grant};
+use cors_core::decision::{Action, Decision, Grant, Refusal, Request};
 use cors_core::policy::Policy;
 use serde_json::{Map, Number, Value};
 
@@ -139,6 +139,8 @@ pub struct ArbPolicy {
     pub allow_private_network_access: Field<bool>,
     pub forward_not_matching_preflights: Field<bool>,
     pub debug_reason_header: Field<bool>,
+    /// `cross_origin_protection`: one of its three values, by the index mod 3.
+    pub cross_origin_protection: Field<u8>,
     pub filter_enabled: Field<Percent>,
     pub shadow_enabled: Field<Percent>,
     pub unknown: Option<(Str, Loose)>,
@@ -242,6 +244,12 @@ impl ArbPolicy {
             &self.debug_reason_header,
             |b| (*b).into(),
         );
+        put(
+            &mut m,
+            "cross_origin_protection",
+            &self.cross_origin_protection,
+            |i| ["off", "report", "enforce"][usize::from(*i) % 3].into(),
+        );
         put(&mut m, "filter_enabled", &self.filter_enabled, percent);
         put(&mut m, "shadow_enabled", &self.shadow_enabled, percent);
         if let Some((k, v)) = &self.unknown {
@@ -333,6 +341,18 @@ pub fn check_decision(policy: &Policy, request: &Request, decision: &Decision) {
             decision.refusal.is_some(),
             "origin {:?} allowed but not matched",
             request.origin
+        );
+    }
+    if let Some(Refusal::CrossOrigin(_)) = decision.refusal {
+        // The protection trusts every allowed origin, and its 403 carries no CORS header.
+        let visible = request.origin.iter().all(|b| (0x21..0x7f).contains(b));
+        assert!(
+            matched.is_none() || !visible,
+            "cross-origin refusal of an allowed origin"
+        );
+        assert!(
+            !matches!(&decision.action, Action::Reply { status, .. } if *status != 403),
+            "a cross-origin refusal answered otherwise than 403"
         );
     }
 }

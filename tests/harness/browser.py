@@ -213,3 +213,21 @@ def read_access_log(path, admin_port, rounds=50):
             break
         last = text
     return [tuple(line.split(" ")) for line in (last or "").splitlines() if line]
+
+
+def dump_dom_at_load(url, *extra, timeout=90):
+    """The DOM once the window's load event has fired, in real time (no virtual time budget):
+    for pages that hold their load event until they are done (web/cross-origin/index.html),
+    because they wait for WebSocket events, which Chromium's virtual time holds back."""
+    binary = chromium_binary()
+    if binary is None:
+        raise RuntimeError("chromium not found: scripts/setup.sh installs Debian's chromium")
+    profile = tempfile.mkdtemp(prefix="cors-chromium-")
+    try:
+        p = subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", *extra, url],
+                           capture_output=True, text=True, errors="replace", timeout=timeout, cwd=profile)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"chromium exited with {p.returncode}:\n{p.stderr[-3000:]}")
+    return p.stdout

@@ -203,9 +203,10 @@ fn policy_value() -> impl Strategy<Value = Value> {
         prop::option::of(token_list()),
         prop::option::of(0u32..100_000),
         prop::array::uniform4(any::<bool>()),
+        prop::option::of(prop::sample::select(vec!["off", "report", "enforce"])),
     )
         .prop_map(
-            |(origins, matchers, methods, headers, expose, max_age, flags)| {
+            |(origins, matchers, methods, headers, expose, max_age, flags, protection)| {
                 let mut p = json!({});
                 if let Some(o) = origins {
                     p["allow_origins"] = json!(o);
@@ -229,6 +230,9 @@ fn policy_value() -> impl Strategy<Value = Value> {
                 p["allow_private_network_access"] = json!(flags[1]);
                 p["forward_not_matching_preflights"] = json!(flags[2]);
                 p["debug_reason_header"] = json!(flags[3]);
+                if let Some(mode) = protection {
+                    p["cross_origin_protection"] = json!(mode);
+                }
                 p
             },
         )
