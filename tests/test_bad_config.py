@@ -42,11 +42,11 @@ MISTAKES = [
     ("invalid-regex", {"policy": {"allow_origin_string_match": [{"safe_regex": {"google_re2": {}, "regex": "https://(a"}}]}},
      "policy.allow_origin_string_match[0].safe_regex.regex", r"invalid regular expression"),
     ("negative-max-age", {"policy": {**GOOD, "max_age": -1}}, "policy.max_age",
-     r"expected a non-negative number of seconds, found -1"),
+     r"expected whole seconds, such as 600 \(a number or a string of digits\), found -1"),
     ("non-numeric-max-age", {"policy": {**GOOD, "max_age": "ten"}}, "policy.max_age",
-     r'expected a non-negative number of seconds, found "ten"'),
+     r'expected whole seconds, such as 600 \(a number or a string of digits\), found "ten"'),
     ("fractional-max-age", {"policy": {**GOOD, "max_age": 1.5}}, "policy.max_age",
-     r"expected a non-negative number of seconds, found 1.5"),
+     r"expected whole seconds, such as 600 \(a number or a string of digits\), found 1.5"),
     ("star-with-credentials", {"policy": {"allow_origins": ["*"], "allow_credentials": True}},
      "policy.allow_credentials", r'true together with an allow-any origin \("\*"\)'),
     ("star-matcher-with-credentials",
@@ -85,7 +85,7 @@ MISTAKES = [
     ("bad-denominator", {"policy": {**GOOD, "filter_enabled": {"default_value": {"denominator": "PERCENT"}}}},
      "policy.filter_enabled.default_value.denominator", r'expected HUNDRED, TEN_THOUSAND or MILLION, found "PERCENT"'),
     ("negative-numerator", {"policy": {**GOOD, "shadow_enabled": {"default_value": {"numerator": -5}}}},
-     "policy.shadow_enabled.default_value.numerator", r"expected a non-negative integer"),
+     "policy.shadow_enabled.default_value.numerator", r"expected a whole number, such as 5"),
     ("any-port-bad-port", {"policy": {"allow_origins": ["http://localhost:*5"]}}, "policy.allow_origins[0]",
      r'"http://localhost:\*5" is not an origin \(bad port\)'),
     ("unknown-preset", {"policy": {**GOOD, "presets": ["grpc-web", "graphql"]}}, "policy.presets[1]",
@@ -95,19 +95,41 @@ MISTAKES = [
     # The Gateway API's vocabulary (HTTPCORSFilter field names).
     ("vocabularies-mixed", {"policy": {"allowOrigins": ["https://a.com"], "allow_methods": "GET"}},
      "policy.allow_methods", r"an Envoy CorsPolicy field in a policy written with the Gateway API's field names"),
-    ("gateway-star-not-alone", {"policy": {"allowOrigins": ["*", "https://a.com"]}}, "policy.allowOrigins",
-     r'"\*" must be the only item'),
     ("gateway-star-with-credentials", {"routes": {"r": {"allowOrigins": ["*"], "allowCredentials": True}}},
      "routes.r.allowCredentials", r'true together with an allow-any origin \("\*"\)'),
     ("gateway-negative-max-age", {"policy": {"allowOrigins": ["*"], "maxAge": -1}}, "policy.maxAge",
-     r"expected a non-negative number of seconds, found -1"),
+     r"expected whole seconds, such as 600"),
+    # Istio's vocabulary (VirtualService corsPolicy).
+    ("istio-envoy-field-mixed-in", {"policy": {"allowOrigins": [{"exact": "https://a.com"}], "max_age": 60}},
+     "policy.max_age", r"an Envoy CorsPolicy field in a policy written with Istio's field names"),
+    ("istio-origin-without-scheme", {"routes": {"vs": {"allowOrigins": [{"exact": "cors.com"}]}}},
+     "routes.vs.allowOrigins[0].exact", r'"cors.com" never matches an origin'),
+    ("istio-bad-regex", {"policy": {"allowOrigins": [{"regex": "https://(a"}]}},
+     "policy.allowOrigins[0].regex", r"invalid regular expression"),
+    ("istio-max-age-fraction", {"policy": {"allowOrigins": [{"exact": "https://a.com"}], "maxAge": "2.5s"}},
+     "policy.maxAge", r'"2.5s": Istio takes whole seconds only; write "2s"'),
+    ("istio-max-age-seconds", {"policy": {"allowOrigins": [{"exact": "https://a.com"}], "maxAge": 60}},
+     "policy.maxAge", r'expected a duration string such as "24h"'),
+    ("istio-unmatched-preflights", {"policy": {"allowOrigin": ["https://a.com"], "unmatchedPreflights": "DROP"}},
+     "policy.unmatchedPreflights", r'expected FORWARD or IGNORE, found "DROP"'),
+    ("istio-method", {"policy": {"allowOrigin": ["https://a.com"], "allowMethods": ["GET", "PUTT"]}},
+     "policy.allowMethods[1]", r'"PUTT" is not a method Istio accepts'),
+    # Envoy Gateway's vocabulary (SecurityPolicy cors).
+    ("envoy-gateway-max-age-not-a-duration", {"policy": {"allowOrigins": ["https://a.com"], "maxAge": "10 min"}},
+     "policy.maxAge", r'"10 min" is not a duration: write a number with a unit'),
+    ("envoy-gateway-star-with-credentials",
+     {"policy": {"allowOrigins": ["*", "https://a.com"], "allowCredentials": True}},
+     "policy.allowCredentials", r"\(Envoy Gateway would echo any origin with credentials"),
+    ("envoy-gateway-any-https-origin", {"policy": {"allowOrigins": ["https://*"], "maxAge": "1h"}},
+     "policy.allowOrigins[0]", r'"https://\*" is not an origin'),
 ]
 
 # Inline Struct: every kind of mistake that can be written in YAML, once (the decoder hands the
 # same tree to the same checks; the JSON cases cover the variants).
 STRUCT_KINDS = ["unknown-policy-field", "wrong-type-bool", "origin-with-path", "invalid-regex", "negative-max-age",
                 "non-numeric-max-age", "star-with-credentials", "route-entry-string", "matcher-two-kinds",
-                "negative-numerator", "unknown-preset", "gateway-star-with-credentials"]
+                "negative-numerator", "unknown-preset", "gateway-star-with-credentials", "istio-max-age-fraction",
+                "envoy-gateway-max-age-not-a-duration"]
 CASES = [(m, "json") for m in MISTAKES] + [(m, "struct") for m in MISTAKES if m[0] in STRUCT_KINDS]
 
 
@@ -175,3 +197,24 @@ def test_envoy_does_not_start_with_a_refused_configuration(name, encoding):
     message = str(refused.value)
     assert "Envoy exited" in message, message[-2000:]
     assert expected_line(path, problem).search(message), message[-2000:]
+
+
+def test_numbers_are_read_as_inline_yaml_delivers_them(cors_explain, tmp_path):
+    """Inline YAML, as an operator writes it: Envoy turns a YAML number with a fraction into a
+    string in the Struct it hands over, so `600.0` and `5.0` load as 600 and 5, while `1.5`
+    seconds is refused with a message saying what to write."""
+    import yaml
+    good = {"policy": {**GOOD, "max_age": 600.0,
+                       "filter_enabled": {"default_value": {"numerator": 100.0, "denominator": "HUNDRED"}}},
+            "routes": {"bad": {"allowOrigins": ["https://a.com"], "maxAge": 60.0}}}
+    path = tmp_path / "good.yaml"
+    path.write_text(yaml.safe_dump(config_for(good, "struct")))
+    assert "600.0" in path.read_text()
+    code, output = validate_file(path)
+    assert code == 0, output[-2000:]
+    assert cors_explain.check_file(path) == (True, "")
+    path = tmp_path / "fraction.yaml"
+    path.write_text(yaml.safe_dump(config_for({"policy": {**GOOD, "max_age": 1.5}}, "struct")))
+    code, output = validate_file(path)
+    assert code != 0
+    assert expected_line("policy.max_age", r"expected whole seconds, such as 600").search(output), output[-2000:]

@@ -143,7 +143,112 @@ pub struct ArbPolicy {
     pub cross_origin_protection: Field<u8>,
     pub filter_enabled: Field<Percent>,
     pub shadow_enabled: Field<Percent>,
+    /// `presets`: each index picks one of the three, mod 3.
+    pub presets: Field<Vec<u8>>,
+    /// The vocabulary it is written in, by the index mod 4 (see `Form`).
+    pub form: u8,
     pub unknown: Option<(Str, Loose)>,
+}
+
+/// The vocabularies a policy is pasted in: Envoy's, the Gateway API's, Istio's, Envoy Gateway's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Envoy,
+    GatewayApi,
+    Istio,
+    EnvoyGateway,
+}
+
+impl Form {
+    pub fn from_index(i: u8) -> Form {
+        [Form::Envoy, Form::GatewayApi, Form::Istio, Form::EnvoyGateway][usize::from(i) % 4]
+    }
+}
+
+/// A policy in Envoy's vocabulary written in `form`: the same values under that vocabulary's
+/// names and in its forms (lists as lists; `maxAge` in seconds for the Gateway API, a duration
+/// for Istio and Envoy Gateway; origins as `{exact | prefix | regex}` for Istio), and fields
+/// the vocabulary lacks dropped. A `Bad` value stays bad, so that refusals are fuzzed too.
+pub fn in_form(m: Map<String, Value>, form: Form) -> Value {
+    if form == Form::Envoy {
+        return Value::Object(m);
+    }
+    let list = |v: &Value| match v {
+        Value::String(s) if s != "*" => Value::Array(
+            s.split(',')
+                .map(|t| Value::String(t.trim().to_owned()))
+                .collect(),
+        ),
+        Value::String(s) => Value::Array(vec![Value::String(s.clone())]),
+        other => other.clone(),
+    };
+    let duration = |v: &Value| match v {
+        Value::Number(n) => Value::String(format!("{n}s")),
+        other => other.clone(),
+    };
+    let mut out = Map::new();
+    for (key, v) in &m {
+        let (name, value) = match (key.as_str(), form) {
+            ("allow_origins", Form::Istio) => (
+                "allowOrigins",
+                match v {
+                    Value::Array(items) => Value::Array(
+                        items
+                            .iter()
+                            .map(|o| serde_json::json!({"exact": o}))
+                            .collect(),
+                    ),
+                    other => other.clone(),
+                },
+            ),
+            ("allow_origin_string_match", Form::Istio) => {
+                // Istio's deprecated `allowOrigin`: exact strings.
+                let exact = match v {
+                    Value::Array(items) => Value::Array(
+                        items
+                            .iter()
+                            .filter_map(|i| i.get("exact").cloned())
+                            .collect(),
+                    ),
+                    other => other.clone(),
+                };
+                ("allowOrigin", exact)
+            }
+            ("allow_origins", _) => ("allowOrigins", v.clone()),
+            ("allow_methods", _) => ("allowMethods", list(v)),
+            ("allow_headers", _) => ("allowHeaders", list(v)),
+            ("expose_headers", _) => ("exposeHeaders", list(v)),
+            ("max_age", Form::GatewayApi) => ("maxAge", v.clone()),
+            ("max_age", _) => ("maxAge", duration(v)),
+            ("allow_credentials", _) => ("allowCredentials", v.clone()),
+            ("cross_origin_protection", _) => ("crossOriginProtection", v.clone()),
+            ("forward_not_matching_preflights", Form::Istio) => (
+                "unmatchedPreflights",
+                match v {
+                    Value::Bool(true) => "FORWARD".into(),
+                    Value::Bool(false) => "IGNORE".into(),
+                    other => other.clone(),
+                },
+            ),
+            ("presets", _) => ("presets", v.clone()),
+            // Envoy's own fields exist in no other vocabulary; an unknown field stays.
+            (
+                "allow_origin_string_match"
+                | "allow_private_network_access"
+                | "forward_not_matching_preflights"
+                | "debug_reason_header"
+                | "filter_enabled"
+                | "shadow_enabled",
+                _,
+            ) => continue,
+            (other, _) => {
+                out.insert(other.to_owned(), v.clone());
+                continue;
+            }
+        };
+        out.insert(name.to_owned(), value);
+    }
+    Value::Object(out)
 }
 
 fn strs(list: &[Str]) -> Value {
@@ -252,10 +357,18 @@ impl ArbPolicy {
         );
         put(&mut m, "filter_enabled", &self.filter_enabled, percent);
         put(&mut m, "shadow_enabled", &self.shadow_enabled, percent);
+        put(&mut m, "presets", &self.presets, |l| {
+            let names = ["grpc-web", "connect", "mcp"];
+            Value::Array(
+                l.iter()
+                    .map(|i| names[usize::from(*i) % names.len()].into())
+                    .collect(),
+            )
+        });
         if let Some((k, v)) = &self.unknown {
             m.insert(k.value(), v.value());
         }
-        Value::Object(m)
+        in_form(m, Form::from_index(self.form))
     }
 }
 
@@ -390,5 +503,44 @@ pub fn check_edits(
         if matches!(plan, Grant::Deny) && name.starts_with("access-control-") {
             assert!(value.is_none(), "a refused response gets {name}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cors_core::policy::Vocabulary;
+
+    /// Every form the generator writes is read, often enough, in the vocabulary it stands for.
+    #[test]
+    fn the_generator_writes_every_vocabulary() {
+        let mut read = [0usize; 4];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let bytes: Vec<u8> = (0..256)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            let Ok(p) = ArbPolicy::arbitrary(&mut arbitrary::Unstructured::new(&bytes)) else {
+                continue;
+            };
+            if let Ok(policy) = Policy::from_json(&p.value(), "policy", &mut Vec::new()) {
+                let form = Form::from_index(p.form);
+                let expected = match form {
+                    Form::Envoy => Vocabulary::Envoy,
+                    Form::GatewayApi => Vocabulary::GatewayApi,
+                    Form::Istio => Vocabulary::Istio,
+                    Form::EnvoyGateway => Vocabulary::EnvoyGateway,
+                };
+                if policy.vocabulary == expected {
+                    read[form as usize] += 1;
+                }
+            }
+        }
+        assert!(read.iter().all(|&n| n >= 10), "accepted policies per form: {read:?}");
     }
 }

@@ -2,7 +2,8 @@
 //! read Envoy's runtime, so `runtime_key` is accepted (configs paste unchanged) and
 //! `default_value` is what applies; a warning at configure time says so.
 
-use crate::fields::{expected, Fields, JsonError};
+use crate::fields::{Fields, JsonError};
+use crate::number;
 use serde_json::Value;
 
 const MILLION: u32 = 1_000_000;
@@ -38,12 +39,10 @@ impl Fraction {
                 let mut p = Fields::new(percent, &percent_path)?;
                 let numerator = match p.optional("numerator") {
                     None => 0,
-                    Some(v) => v
-                        .as_f64()
-                        .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= f64::from(u32::MAX))
-                        .ok_or_else(|| {
-                            expected(&p.path_of("numerator"), "a non-negative integer", v)
-                        })? as u64,
+                    // A whole number, also as inline YAML delivers `5.0` (a string).
+                    Some(v) => number::whole(v, u64::from(u32::MAX)).ok_or_else(|| {
+                        number::not_whole(&p.path_of("numerator"), "a whole number, such as 5", v)
+                    })?,
                 };
                 let denominator: u64 = match p.optional("denominator") {
                     None => 100,

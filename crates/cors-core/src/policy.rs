@@ -1,15 +1,20 @@
-//! One CORS policy, parsed from the fields of Envoy's `CorsPolicy` (plus the `allow_origins`
-//! shorthand and our own `debug_reason_header`) or from those of the Gateway API's `HTTPRoute`
-//! CORS filter (`allowOrigins`, …), validated, and compiled into the values its response
-//! headers will carry. Forbidden combinations are refused in `check_combinations`.
+//! One CORS policy, parsed from the fields of one of four vocabularies (`vocabulary.rs` says
+//! how the names tell which): Envoy's `CorsPolicy` (plus the `allow_origins` shorthand and our
+//! own `debug_reason_header`), the Gateway API's `HTTPCORSFilter`, Istio's `corsPolicy`
+//! (`istio.rs`) or Envoy Gateway's `SecurityPolicy.spec.cors`; validated, and compiled into the
+//! values its response headers will carry. Forbidden combinations are refused in
+//! `check_combinations`.
 
 use crate::cross_origin::{InUse, Protection};
 use crate::enablement::Fraction;
-use crate::fields::{child, expected, Fields, JsonError};
+use crate::fields::{expected, Fields, JsonError};
+use crate::istio;
+use crate::number;
 use crate::origin::AllowOrigin;
 use crate::presets;
 use crate::string_match::StringMatcher;
 use crate::token_list::TokenList;
+pub use crate::vocabulary::Vocabulary;
 use serde_json::Value;
 
 #[derive(Debug)]
@@ -30,97 +35,12 @@ pub struct Policy {
     pub shadow_enabled: Fraction,
     /// Opt-in `x-cors-reason` on refusals (reveals policy details: for staging).
     pub debug_reason_header: bool,
-    /// Written with the Gateway API's field names: reasons and warnings use them.
-    pub gateway_api: bool,
+    /// The vocabulary it was written in: reasons and warnings use its field names.
+    pub vocabulary: Vocabulary,
     /// `cross_origin_protection` (`crossOriginProtection`): CSRF and WebSocket hijacking.
     pub cross_origin_protection: Protection,
     /// Counts this policy in `cross_origin::in_use` while it lives (protection on only).
     _protecting: Option<InUse>,
-}
-
-/// The field names a policy is written with. The names say which: a policy holding any of the
-/// Gateway API's is read with its names and semantics, and may not mix in Envoy's.
-struct Vocabulary {
-    allow_origins: &'static str,
-    allow_methods: &'static str,
-    allow_headers: &'static str,
-    expose_headers: &'static str,
-    max_age: &'static str,
-    allow_credentials: &'static str,
-    /// Our addition to both vocabularies, spelt in each one's style.
-    cross_origin_protection: &'static str,
-    gateway_api: bool,
-}
-
-/// Envoy's `CorsPolicy` (and our additions).
-const ENVOY: Vocabulary = Vocabulary {
-    allow_origins: "allow_origins",
-    allow_methods: "allow_methods",
-    allow_headers: "allow_headers",
-    expose_headers: "expose_headers",
-    max_age: "max_age",
-    allow_credentials: "allow_credentials",
-    cross_origin_protection: "cross_origin_protection",
-    gateway_api: false,
-};
-
-/// The Gateway API's `HTTPCORSFilter` (GEP-1767): `maxAge` defaults to 5 seconds, `*` stands
-/// alone in a list, and refused preflights are answered, never forwarded (gateway-api #4515).
-const GATEWAY_API: Vocabulary = Vocabulary {
-    allow_origins: "allowOrigins",
-    allow_methods: "allowMethods",
-    allow_headers: "allowHeaders",
-    expose_headers: "exposeHeaders",
-    max_age: "maxAge",
-    allow_credentials: "allowCredentials",
-    cross_origin_protection: "crossOriginProtection",
-    gateway_api: true,
-};
-
-/// Fields only Envoy's vocabulary has.
-const ENVOY_ONLY: [&str; 6] = [
-    "allow_origin_string_match",
-    "allow_private_network_access",
-    "forward_not_matching_preflights",
-    "filter_enabled",
-    "shadow_enabled",
-    "debug_reason_header",
-];
-
-/// The vocabulary of the policy object `value`, or the error naming a field of the other one.
-fn vocabulary(value: &Value, path: &str) -> Result<&'static Vocabulary, JsonError> {
-    let Some(object) = value.as_object() else {
-        return Ok(&ENVOY);
-    };
-    let names = |v: &Vocabulary| {
-        [
-            v.allow_origins,
-            v.allow_methods,
-            v.allow_headers,
-            v.expose_headers,
-            v.max_age,
-            v.allow_credentials,
-        ]
-    };
-    let Some(gateway_field) = object
-        .keys()
-        .find(|k| names(&GATEWAY_API).contains(&k.as_str()))
-    else {
-        return Ok(&ENVOY);
-    };
-    if let Some(envoy_field) = object
-        .keys()
-        .find(|k| names(&ENVOY).contains(&k.as_str()) || ENVOY_ONLY.contains(&k.as_str()))
-    {
-        return Err(JsonError::new(
-            child(path, envoy_field),
-            format!(
-                "an Envoy CorsPolicy field in a policy written with the Gateway API's field \
-                 names ({gateway_field}); write the policy in one vocabulary"
-            ),
-        ));
-    }
-    Ok(&GATEWAY_API)
 }
 
 impl Policy {
@@ -130,17 +50,16 @@ impl Policy {
         path: &str,
         warnings: &mut Vec<String>,
     ) -> Result<Policy, JsonError> {
-        let v = vocabulary(value, path)?;
+        let v = Vocabulary::of(value, path)?;
         let mut f = Fields::new(value, path)?;
         let mut origins = AllowOrigin::default();
-        if let Some(list) = f.optional(v.allow_origins) {
-            let list_path = f.path_of(v.allow_origins);
+        if v == Vocabulary::Istio {
+            istio::read_origins(&mut f, &mut origins, warnings)?;
+        } else if let Some(list) = f.optional(v.allow_origins()) {
+            let list_path = f.path_of(v.allow_origins());
             let items = list
                 .as_array()
                 .ok_or_else(|| expected(&list_path, "a list of origins", list))?;
-            if v.gateway_api && items.len() > 1 && items.iter().any(|i| i == "*") {
-                return Err(JsonError::new(list_path, "\"*\" must be the only item"));
-            }
             for (i, item) in items.iter().enumerate() {
                 let item_path = format!("{list_path}[{i}]");
                 let s = item
@@ -151,9 +70,9 @@ impl Policy {
                     .map_err(|why| JsonError::new(item_path, why))?;
             }
         }
-        // Envoy's own fields are not part of the Gateway API's vocabulary (`vocabulary` has
-        // refused them there): not asked, so that an unknown field lists only its names.
-        let envoy = !v.gateway_api;
+        // Envoy's own fields belong to no other vocabulary (`Vocabulary::of` has refused them
+        // there): not asked, so that an unknown field lists only the vocabulary's names.
+        let envoy = v == Vocabulary::Envoy;
         if let Some(list) = envoy
             .then(|| f.optional("allow_origin_string_match"))
             .flatten()
@@ -169,33 +88,54 @@ impl Policy {
                 )?);
             }
         }
-        let token_list = |f: &mut Fields, key| match f.optional(key) {
-            Some(v) => TokenList::from_json(v, &f.path_of(key)),
-            None => Ok(TokenList::default()),
+        let token_list = |f: &mut Fields, key| -> Result<TokenList, JsonError> {
+            let Some(list) = f.optional(key) else {
+                return Ok(TokenList::default());
+            };
+            match v {
+                // Envoy Gateway's translator: a `*` anywhere in the list makes it `*`.
+                Vocabulary::EnvoyGateway
+                    if list.as_array().is_some_and(|l| l.iter().any(|i| i == "*")) =>
+                {
+                    Ok(TokenList::Any)
+                }
+                Vocabulary::Istio => TokenList::from_json(list, &f.path_of(key)).map(istio::joined),
+                _ => TokenList::from_json(list, &f.path_of(key)),
+            }
         };
-        let methods = token_list(&mut f, v.allow_methods)?;
-        let mut headers = token_list(&mut f, v.allow_headers)?;
-        let mut expose = token_list(&mut f, v.expose_headers)?;
-        // Our addition, in either vocabulary: a protocol's headers on top of the lists.
+        if v == Vocabulary::Istio {
+            if let Some(list) = f.optional("allowMethods") {
+                istio::check_methods(list, &f.path_of("allowMethods"))?;
+            }
+        }
+        let methods = token_list(&mut f, v.allow_methods())?;
+        let mut headers = token_list(&mut f, v.allow_headers())?;
+        let mut expose = token_list(&mut f, v.expose_headers())?;
+        // Our addition, in every vocabulary: a protocol's headers on top of the lists.
         if let Some(list) = f.optional("presets") {
             let (request, response) = presets::from_json(list, &f.path_of("presets"))?;
             headers = presets::extend(headers, &request);
             expose = presets::extend(expose, &response);
         }
-        let max_age = match f.optional(v.max_age) {
-            None if v.gateway_api => Some("5".to_owned()),
+        let max_age = match f.optional(v.max_age()) {
+            None if v == Vocabulary::GatewayApi => Some("5".to_owned()),
             None => None,
-            Some(age) => Some(parse_max_age(age, &f.path_of(v.max_age))?.to_string()),
+            Some(age) => Some(parse_max_age(v, age, &f.path_of(v.max_age()))?.to_string()),
         };
-        let allow_credentials = f.optional_bool(v.allow_credentials)?.unwrap_or(false);
+        let allow_credentials = f.optional_bool(v.allow_credentials())?.unwrap_or(false);
         let flag = |f: &mut Fields, key| match envoy {
             true => f.optional_bool(key),
             false => Ok(None),
         };
         let allow_private_network_access =
             flag(&mut f, "allow_private_network_access")?.unwrap_or(false);
-        let forward_not_matching_preflights =
-            flag(&mut f, "forward_not_matching_preflights")?.unwrap_or(envoy);
+        let forward_not_matching_preflights = match v {
+            Vocabulary::Envoy => flag(&mut f, "forward_not_matching_preflights")?.unwrap_or(true),
+            Vocabulary::Istio => istio::forward_unmatched(&mut f)?,
+            // The Gateway API (gateway-api #4515) and Envoy Gateway's translator
+            // (`ForwardNotMatchingPreflights: false`) answer them.
+            Vocabulary::GatewayApi | Vocabulary::EnvoyGateway => false,
+        };
         let debug_reason_header = flag(&mut f, "debug_reason_header")?.unwrap_or(false);
         let mut fraction = |f: &mut Fields, key, default| match envoy.then(|| f.optional(key)) {
             Some(Some(v)) => Fraction::from_json(v, &f.path_of(key), warnings),
@@ -203,8 +143,8 @@ impl Policy {
         };
         let filter_enabled = fraction(&mut f, "filter_enabled", Fraction::ALL)?;
         let shadow_enabled = fraction(&mut f, "shadow_enabled", Fraction::NONE)?;
-        let cross_origin_protection = match f.optional(v.cross_origin_protection) {
-            Some(value) => Protection::from_json(value, &f.path_of(v.cross_origin_protection))?,
+        let cross_origin_protection = match f.optional(v.cross_origin_protection()) {
+            Some(value) => Protection::from_json(value, &f.path_of(v.cross_origin_protection()))?,
             None => Protection::Off,
         };
         f.finish()?;
@@ -226,32 +166,30 @@ impl Policy {
             filter_enabled,
             shadow_enabled,
             debug_reason_header,
-            gateway_api: v.gateway_api,
+            vocabulary: v,
             cross_origin_protection,
             _protecting: InUse::new(cross_origin_protection),
         };
-        policy.check_combinations(v, warnings)?;
+        policy.check_combinations(warnings)?;
         Ok(policy)
     }
 
     /// The one place where combinations of otherwise valid fields are refused or flagged.
-    fn check_combinations(
-        &self,
-        v: &Vocabulary,
-        warnings: &mut Vec<String>,
-    ) -> Result<(), JsonError> {
-        let path = &self.name;
+    fn check_combinations(&self, warnings: &mut Vec<String>) -> Result<(), JsonError> {
+        let (path, v) = (&self.name, self.vocabulary);
         if self.allow_credentials && self.origins.allows_any() {
-            let gateway = if v.gateway_api {
-                " (the Gateway API would echo any origin with credentials; this filter refuses to)"
-            } else {
-                ""
+            let echo = match v {
+                Vocabulary::Envoy => String::new(),
+                _ => format!(
+                    " ({} would echo any origin with credentials; this filter refuses to)",
+                    v.name()
+                ),
             };
             return Err(JsonError::new(
-                format!("{path}.{}", v.allow_credentials),
+                format!("{path}.{}", v.allow_credentials()),
                 format!(
                     "true together with an allow-any origin (\"*\") would let every website read \
-                     credentialed responses{gateway}; list the allowed origins instead"
+                     credentialed responses{echo}; list the allowed origins instead"
                 ),
             ));
         }
@@ -259,14 +197,13 @@ impl Policy {
             warnings.push(format!(
                 "{path}.{}: \"*\" does not expose anything to credentialed requests \
                  (Fetch standard); list the header names",
-                v.expose_headers
+                v.expose_headers()
             ));
         }
         if self.origins.is_empty() {
-            let fields = if v.gateway_api {
-                "allowOrigins"
-            } else {
-                "allow_origins or allow_origin_string_match"
+            let fields = match v {
+                Vocabulary::Envoy => "allow_origins or allow_origin_string_match",
+                _ => "allowOrigins",
             };
             warnings.push(format!("{path}: no {fields}: every origin is refused"));
         }
@@ -274,34 +211,46 @@ impl Policy {
             warnings.push(format!(
                 "{path}.{}: every origin is allowed, so every origin is trusted: only unsafe \
                  requests without Origin and with a cross-site Sec-Fetch-Site are refused",
-                v.cross_origin_protection
+                v.cross_origin_protection()
             ));
         }
         Ok(())
     }
 }
 
-/// `max_age`: seconds, an integer or a numeric string (Envoy's form).
-fn parse_max_age(v: &Value, path: &str) -> Result<u32, JsonError> {
-    let bad = || {
-        JsonError::new(
-            path,
-            format!(
-                "expected a non-negative number of seconds, found {}",
-                crate::fields::render(v)
-            ),
-        )
-    };
+/// `max_age` / `maxAge` in seconds, as each vocabulary writes it: whole seconds in Envoy's (a
+/// number or a string of digits) and the Gateway API's (a number); a duration string in Istio's
+/// (whole seconds only, as Istio's validation requires) and Envoy Gateway's (cut to whole
+/// seconds, as its translator does with `int(Seconds())`).
+fn parse_max_age(v: Vocabulary, value: &Value, path: &str) -> Result<u32, JsonError> {
+    let max = u64::from(u32::MAX);
     match v {
-        Value::Number(n) => n
-            .as_f64()
-            .filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x <= f64::from(u32::MAX))
-            .map(|x| x as u32)
-            .ok_or_else(bad),
-        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
-            s.parse().map_err(|_| bad())
+        Vocabulary::Envoy | Vocabulary::GatewayApi => number::whole(value, max)
+            .map(|n| n as u32)
+            .ok_or_else(|| number::not_whole(path, "whole seconds, such as 600", value)),
+        Vocabulary::Istio | Vocabulary::EnvoyGateway => {
+            let Value::String(text) = value else {
+                return Err(JsonError::new(
+                    path,
+                    format!(
+                        "expected a duration string such as \"24h\", \"1m30s\" or \"600s\" \
+                         ({} maxAge), found {}",
+                        v.possessive(),
+                        crate::fields::render(value)
+                    ),
+                ));
+            };
+            let nanos = number::duration_nanos(text).map_err(|why| JsonError::new(path, why))?;
+            let (seconds, rest) = number::split_seconds(nanos);
+            if v == Vocabulary::Istio && rest != 0 {
+                return Err(JsonError::new(
+                    path,
+                    format!("{text:?}: Istio takes whole seconds only; write \"{seconds}s\""),
+                ));
+            }
+            u32::try_from(seconds)
+                .map_err(|_| JsonError::new(path, format!("{text:?} is longer than {max} seconds")))
         }
-        _ => Err(bad()),
     }
 }
 
@@ -337,7 +286,7 @@ mod tests {
             "exposeHeaders": ["x-header-3"], "allowCredentials": true,
         }))
         .unwrap();
-        assert!(p.gateway_api && p.allow_credentials);
+        assert!(p.vocabulary == Vocabulary::GatewayApi && p.allow_credentials);
         assert_eq!(p.max_age.as_deref(), Some("5"), "maxAge defaults to 5");
         assert!(
             !p.forward_not_matching_preflights,
@@ -356,13 +305,12 @@ mod tests {
             "routes.api.allow_methods: an Envoy CorsPolicy field in a policy written with the \
              Gateway API's field names (allowOrigins); write the policy in one vocabulary"
         );
+        // `*` among other items is Envoy Gateway's (the Gateway API refuses it), whose maxAge
+        // is a duration string.
         assert_eq!(
-            err(json!({"allowOrigins": ["https://a.com", "*"]})),
-            "routes.api.allowOrigins: \"*\" must be the only item"
-        );
-        assert_eq!(
-            err(json!({"allowOrigins": ["*"], "allowMethods": ["GET", "*"]})),
-            "routes.api.allowMethods: \"*\" must be the only item"
+            err(json!({"allowOrigins": ["https://a.com", "*"], "maxAge": 60})),
+            "routes.api.maxAge: expected a duration string such as \"24h\", \"1m30s\" or \
+             \"600s\" (Envoy Gateway's maxAge), found 60"
         );
         assert!(
             err(json!({"allowOrigins": ["*"], "allowCredentials": true}))
@@ -372,6 +320,109 @@ mod tests {
             .starts_with("routes.api.filter_enabled: an Envoy CorsPolicy field"));
         assert!(err(json!({"allowOrigins": ["*"], "allowMethod": ["GET"]}))
             .starts_with("routes.api.allowMethod: unknown field"));
+    }
+
+    #[test]
+    fn istio_fields_parse_with_what_istio_generates() {
+        let p = parse(json!({
+            "allowOrigins": [{"exact": "https://a.com"}, {"prefix": "https://b"},
+                             {"regex": "https://[a-z]+\\.c\\.com"}],
+            "allowMethods": ["POST", "GET"], "allowHeaders": ["X-Foo-Bar", "X-Foo-Baz"],
+            "exposeHeaders": ["x-a"], "maxAge": "24h", "allowCredentials": true,
+        }))
+        .unwrap();
+        assert_eq!(p.vocabulary, Vocabulary::Istio);
+        assert_eq!(p.max_age.as_deref(), Some("86400"));
+        assert_eq!(
+            p.methods.rendered(),
+            Some("POST,GET"),
+            "joined with a bare comma"
+        );
+        assert_eq!(p.headers.rendered(), Some("X-Foo-Bar,X-Foo-Baz"));
+        assert!(
+            p.forward_not_matching_preflights,
+            "unset unmatchedPreflights forwards"
+        );
+        let p = parse(json!({"allowOrigin": ["https://a.com"], "unmatchedPreflights": "IGNORE"}));
+        let p = p.unwrap();
+        assert!(!p.forward_not_matching_preflights && p.max_age.is_none());
+        assert!(p.origins.matches("https://a.com", false).is_some());
+    }
+
+    #[test]
+    fn istio_refusals_name_istio_fields_and_say_what_to_write() {
+        let err = |v: Value| parse(v).unwrap_err().to_string();
+        assert_eq!(
+            err(json!({"allowOrigins": [{"exact": "https://a.com"}], "maxAge": "2.5s"})),
+            "routes.api.maxAge: \"2.5s\": Istio takes whole seconds only; write \"2s\""
+        );
+        assert!(
+            err(json!({"allowOrigins": [{"exact": "https://a.com"}], "maxAge": 60}))
+                .starts_with("routes.api.maxAge: expected a duration string")
+        );
+        assert!(err(json!({"unmatchedPreflights": "DROP"}))
+            .starts_with("routes.api.unmatchedPreflights: expected FORWARD or IGNORE"));
+        assert!(
+            err(json!({"unmatchedPreflights": "IGNORE", "allowMethods": ["PUTT"]}))
+                .starts_with("routes.api.allowMethods[0]: \"PUTT\" is not a method Istio accepts")
+        );
+        assert!(
+            err(json!({"allowOrigins": [{"exact": "*"}], "allowCredentials": true}))
+                .starts_with("routes.api.allowCredentials: true together with an allow-any origin")
+        );
+        assert!(
+            err(json!({"allowOrigins": ["https://a.com", {"exact": "https://b.com"}]}))
+                .starts_with("routes.api.allowOrigins[0]: expected an object")
+        );
+    }
+
+    #[test]
+    fn envoy_gateway_fields_parse_with_what_its_translator_generates() {
+        let p = parse(json!({
+            "allowOrigins": ["https://www.foo.com", "https://*.foobar.com"],
+            "allowMethods": ["GET", "POST"], "allowHeaders": ["x-header-1"],
+            "exposeHeaders": ["x-header-3"], "maxAge": "1m30s",
+        }))
+        .unwrap();
+        assert_eq!(p.vocabulary, Vocabulary::EnvoyGateway);
+        assert_eq!(p.max_age.as_deref(), Some("90"));
+        assert!(
+            !p.forward_not_matching_preflights,
+            "ForwardNotMatchingPreflights: false"
+        );
+        assert_eq!(p.methods.rendered(), Some("GET, POST"));
+        let p = parse(
+            json!({"allowOrigins": ["*", "https://a.com"], "allowMethods": ["GET", "*"],
+                             "maxAge": "1500ms"}),
+        )
+        .unwrap();
+        assert!(p.origins.allows_any() && p.methods == TokenList::Any);
+        assert_eq!(
+            p.max_age.as_deref(),
+            Some("1"),
+            "cut to whole seconds, as int(Seconds())"
+        );
+    }
+
+    #[test]
+    fn numbers_as_inline_yaml_delivers_them() {
+        let p = parse(json!({"max_age": "600.0"})).unwrap();
+        assert_eq!(p.max_age.as_deref(), Some("600"));
+        let e = parse(json!({"max_age": "1.5"})).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "routes.api.max_age: expected whole seconds, such as 600 (a number or a string of \
+             digits), found \"1.5\""
+        );
+        let p = parse(json!({"allowOrigins": ["*"], "maxAge": "60.0"})).unwrap();
+        assert_eq!(
+            p.vocabulary,
+            Vocabulary::GatewayApi,
+            "digits are the Gateway API's integer"
+        );
+        assert_eq!(p.max_age.as_deref(), Some("60"));
+        let p = parse(json!({"filter_enabled": {"default_value": {"numerator": "5.0"}}}));
+        assert!(p.is_ok());
     }
 
     #[test]

@@ -193,8 +193,142 @@ fn token_list() -> impl Strategy<Value = Value> {
     ]
 }
 
-/// Any policy object (most of them valid; the tests reject invalid ones, see `MAX_REJECTS`).
+/// The vocabularies a policy is pasted in (`vocabulary.rs`).
+#[derive(Debug, Clone, Copy)]
+enum Form {
+    Envoy,
+    GatewayApi,
+    Istio,
+    EnvoyGateway,
+}
+
+fn form() -> impl Strategy<Value = Form> {
+    prop::sample::select(vec![
+        Form::Envoy,
+        Form::GatewayApi,
+        Form::Istio,
+        Form::EnvoyGateway,
+    ])
+}
+
+/// A token list as the camelCase vocabularies write it: a JSON list.
+fn as_list(v: &Value) -> Value {
+    match v {
+        Value::String(s) => json!(s
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()),
+        other => other.clone(),
+    }
+}
+
+/// `p`, a policy in Envoy's vocabulary, written in `form`: each field under that vocabulary's
+/// name and in its form; what the vocabulary cannot say is dropped.
+fn in_form(p: Value, form: Form) -> Value {
+    let Form::Envoy = form else {
+        let mut out = json!({});
+        let copy = |out: &mut Value, from: &str, to: &str, f: &dyn Fn(&Value) -> Value| {
+            if let Some(v) = p.get(from) {
+                out[to] = f(v);
+            }
+        };
+        let same = |v: &Value| v.clone();
+        for (from, to) in [
+            ("allow_methods", "allowMethods"),
+            ("allow_headers", "allowHeaders"),
+            ("expose_headers", "exposeHeaders"),
+        ] {
+            copy(&mut out, from, to, &as_list);
+        }
+        copy(&mut out, "allow_credentials", "allowCredentials", &same);
+        copy(
+            &mut out,
+            "cross_origin_protection",
+            "crossOriginProtection",
+            &same,
+        );
+        copy(&mut out, "presets", "presets", &same);
+        let seconds = |v: &Value| json!(format!("{}s", v));
+        match form {
+            Form::Istio => {
+                // Origins as `StringMatch` objects: the shorthand's origins as `exact`, Envoy's
+                // matchers Istio has (`exact`, `prefix`, `safe_regex` as `regex`).
+                let mut origins: Vec<Value> = p
+                    .get("allow_origins")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter(|o| o.as_str().is_some_and(|o| o == "*" || !o.contains('*')))
+                    .map(|o| json!({"exact": o}))
+                    // An origin written with its default port is not one Istio's `exact` can match.
+                    .filter(|m| StringMatcher::from_json(m, "m").is_ok())
+                    .collect();
+                origins.extend(
+                    p.get("allow_origin_string_match")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter(|m| m.get("ignore_case").is_none())
+                        .filter_map(|m| {
+                            m.get("exact")
+                                .map(|e| json!({"exact": e}))
+                                .or_else(|| m.get("prefix").map(|e| json!({"prefix": e})))
+                                .or_else(|| {
+                                    m.pointer("/safe_regex/regex").map(|e| json!({"regex": e}))
+                                })
+                        }),
+                );
+                out["allowOrigins"] = json!(origins);
+                copy(&mut out, "max_age", "maxAge", &seconds);
+                if let Some(forward) = p
+                    .get("forward_not_matching_preflights")
+                    .and_then(Value::as_bool)
+                {
+                    out["unmatchedPreflights"] = json!(if forward { "FORWARD" } else { "IGNORE" });
+                }
+                if let Some(Value::Array(methods)) = out.get_mut("allowMethods") {
+                    methods.retain(|m| {
+                        ["GET", "PUT", "PATCH", "POST", "DELETE", "*"]
+                            .contains(&m.as_str().unwrap_or(""))
+                    });
+                }
+            }
+            Form::EnvoyGateway => {
+                copy(&mut out, "allow_origins", "allowOrigins", &same);
+                copy(&mut out, "max_age", "maxAge", &seconds);
+            }
+            _ => {
+                copy(&mut out, "allow_origins", "allowOrigins", &same);
+                copy(&mut out, "max_age", "maxAge", &same);
+            }
+        }
+        return out;
+    };
+    p
+}
+
+/// Any policy object in any vocabulary, `presets` included (most of them valid; the tests
+/// reject invalid ones, see `MAX_REJECTS`).
 fn policy_value() -> impl Strategy<Value = Value> {
+    (
+        envoy_policy_value(),
+        form(),
+        prop::option::of(prop::sample::subsequence(
+            vec!["grpc-web", "connect", "mcp"],
+            0..3,
+        )),
+    )
+        .prop_map(|(mut p, form, presets)| {
+            if let Some(presets) = presets {
+                p["presets"] = json!(presets);
+            }
+            in_form(p, form)
+        })
+}
+
+/// A policy object in Envoy's vocabulary.
+fn envoy_policy_value() -> impl Strategy<Value = Value> {
     (
         prop::option::of(prop::collection::vec(origin_entry(), 0..4)),
         prop::option::of(prop::collection::vec(matcher(), 0..3)),
@@ -599,7 +733,10 @@ proptest! {
         others in prop::collection::vec(origin_entry(), 0..3),
         via_matcher in any::<bool>(),
         place in 0..3usize,
+        form in form(),
     ) {
+        // Only Envoy's and Istio's vocabularies have string matchers.
+        let via_matcher = via_matcher && matches!(form, Form::Envoy | Form::Istio);
         let policy = if via_matcher {
             json!({"allow_origins": others, "allow_origin_string_match": [{"exact": "*"}], "allow_credentials": true})
         } else {
@@ -607,13 +744,14 @@ proptest! {
             o.push("*".into());
             json!({"allow_origins": o, "allow_credentials": true})
         };
+        let policy = in_form(policy, form);
         let config = match place {
             0 => json!({"policy": policy}),
             1 => json!({"routes": {"r": policy}}),
             _ => json!({"virtual_hosts": {"v": policy}}),
         };
         let err = Config::from_bytes(config.to_string().as_bytes()).unwrap_err();
-        prop_assert!(err.path.ends_with(".allow_credentials"), "{}", err);
+        prop_assert!(err.path.ends_with(".allow_credentials") || err.path.ends_with(".allowCredentials"), "{}", err);
     }
 }
 
@@ -643,6 +781,29 @@ fn hostile_origins_are_never_echoed_by_a_loose_matcher() {
             decide(&policy, &r).refusal,
             Some(Refusal::Origin),
             "{origin:?}"
+        );
+    }
+}
+
+/// The generator's forms are read in the vocabularies they stand for, so that the properties
+/// above run in all four.
+#[test]
+fn each_generated_form_is_read_in_its_vocabulary() {
+    use cors_core::policy::Vocabulary;
+    let envoy = json!({"allow_origins": ["https://a.example"], "allow_methods": "GET, PUT",
+                       "max_age": 60, "forward_not_matching_preflights": false, "presets": ["mcp"]});
+    for (form, vocabulary) in [
+        (Form::Envoy, Vocabulary::Envoy),
+        (Form::GatewayApi, Vocabulary::GatewayApi),
+        (Form::Istio, Vocabulary::Istio),
+        (Form::EnvoyGateway, Vocabulary::EnvoyGateway),
+    ] {
+        let p = in_form(envoy.clone(), form);
+        let policy = parse_policy(&p, "policy").unwrap_or_else(|| panic!("{p} refused"));
+        assert_eq!(policy.vocabulary, vocabulary, "{p}");
+        assert!(
+            policy.origins.matches("https://a.example", false).is_some(),
+            "{p}"
         );
     }
 }

@@ -73,7 +73,7 @@ fn refused_headers_note(policy: &Policy, input: &Input) -> Option<String> {
         .filter(|h| !is_token(h) || !policy.headers.allows(h, true))
         .map(|h| String::from_utf8_lossy(h).to_ascii_lowercase())
         .collect();
-    let field = if policy.gateway_api {
+    let field = if policy.vocabulary.camel_case() {
         "allowHeaders"
     } else {
         "allow_headers"

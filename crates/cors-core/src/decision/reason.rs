@@ -19,7 +19,7 @@ pub fn reason(policy: &Policy, request: &Request, refusal: Refusal) -> String {
         Refusal::Origin => format!(
             "origin {} is not in {name}.{}",
             printable(request.origin),
-            if policy.gateway_api {
+            if policy.vocabulary.camel_case() {
                 "allowOrigins"
             } else {
                 policy.origins.fields_in_use()
@@ -28,12 +28,12 @@ pub fn reason(policy: &Policy, request: &Request, refusal: Refusal) -> String {
         Refusal::Method(m) => format!(
             "method {} is not in {name}.{}",
             printable(m),
-            if policy.gateway_api { "allowMethods" } else { "allow_methods" }
+            if policy.vocabulary.camel_case() { "allowMethods" } else { "allow_methods" }
         ),
         Refusal::Header(h) => format!(
             "header {} is not in {name}.{}",
             printable(h),
-            if policy.gateway_api { "allowHeaders" } else { "allow_headers" }
+            if policy.vocabulary.camel_case() { "allowHeaders" } else { "allow_headers" }
         ),
         Refusal::PrivateNetwork => {
             format!("private network access is not allowed by {name} (allow_private_network_access)")
@@ -56,12 +56,12 @@ fn cross_origin(policy: &Policy, name: &str, request: &Request, refused: CrossOr
         Guarded::Method(m) => printable(m),
         Guarded::WebSocket => "WebSocket handshake".to_owned(),
     };
-    let field = if policy.gateway_api {
+    let field = if policy.vocabulary.camel_case() {
         "crossOriginProtection"
     } else {
         "cross_origin_protection"
     };
-    let origins = if policy.gateway_api {
+    let origins = if policy.vocabulary.camel_case() {
         "allowOrigins"
     } else {
         policy.origins.fields_in_use()
