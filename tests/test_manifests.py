@@ -511,10 +511,16 @@ def test_crd_copies_are_identical_to_the_shared_originals():
 
 # ---------------------------------------------------------------- the examples in docs/deploy.md
 
+def deploy_md_before_team_section():
+    """docs/deploy.md up to "Each team keeps its own CORS", whose manifests (other routes, several
+    policies) tests/test_team_ownership.py checks."""
+    return (ROOT / "docs" / "deploy.md").read_text().split("\n## Each team keeps its own CORS\n", 1)[0]
+
+
 def doc_config_snippets():
     """The ```yaml blocks of docs/deploy.md that are a `pluginConfig:` (Istio) or `config:`
     (Envoy Gateway) of our filter."""
-    text = (ROOT / "docs" / "deploy.md").read_text()
+    text = deploy_md_before_team_section()
     out = []
     for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
         doc = yaml.safe_load(block)
@@ -540,7 +546,7 @@ def test_docs_native_alternatives_are_valid_and_keep_the_module_path():
     manifests of a kind we have the CRD of (the init-container EnvoyProxy), as the API server would
     check them, and the derived image's Dockerfile, both putting the module where
     envoyproxy-native.yaml registers it."""
-    text = (ROOT / "docs" / "deploy.md").read_text()
+    text = deploy_md_before_team_section()
     docs = [d for block in re.findall(r"```yaml\n(.*?)```", text, re.S) for d in yaml.safe_load_all(block)
             if isinstance(d, dict) and (d.get("apiVersion"), d.get("kind")) in crds()]
     assert [d["kind"] for d in docs] == ["EnvoyProxy"]
