@@ -33,6 +33,8 @@ route table (GET / PUT / DELETE on one path, the way Gateway API method matches 
 Their allowed-preflight difference is what re-routing costs.
 
 Environment: BENCH_REQUESTS (N, default 500), BENCH_LISTENERS (comma-separated subset).
+`--check` (make bench-check, part of make test) measures without writing anything and fails when a
+ratio of ours or ours_so to its reference is more than 2 % worse than the committed results.
 Writes bench/instructions.json, bench/instructions.md and docs/instructions.png, and prints the
 tables.
 """
@@ -407,7 +409,33 @@ def chart(results, path):
     plt.close(fig)
 
 
+# `--check` (make test): a change may not make any of our listeners more than this much more
+# expensive, relative to the references measured in the same run, than the committed results.
+# Ratios, not absolute counts: those move with the CPU (libc picks its memcpy by CPU), ratios far less.
+REGRESSION_ALLOWED = 0.02
+
+
+def regressions(measured, committed):
+    """(rows, failures): each committed ratio of ours or ours_so against its reference, beside
+    this run's; a failure where this run's is worse by more than REGRESSION_ALLOWED."""
+    fresh = {(r["listener"], r["reference"], r["request"]): r["ratio"]
+             for r in measured["goals"] + measured["ratios"]}
+    rows, failures, seen = [], [], set()
+    for r in committed["goals"] + committed["ratios"]:
+        key = (r["listener"], r["reference"], r["request"])
+        if r["listener"] not in ("ours", "ours_so") or key not in fresh or key in seen:
+            continue
+        seen.add(key)
+        change = fresh[key] / r["ratio"] - 1
+        row = f"{r['request']:24} {r['listener']}/{r['reference']:12} committed {r['ratio']:.3f}  now {fresh[key]:.3f}  ({change:+.1%})"
+        rows.append(row)
+        if change < -REGRESSION_ALLOWED:
+            failures.append(row)
+    return rows, failures
+
+
 def main():
+    check = "--check" in sys.argv[1:]
     for path, how in ((WASM, "make build"), (NATIVE, "make build"), (FLOOR_WASM, "make floor"),
                       (FLOOR_NATIVE, "make floor")):
         if not path.exists():
@@ -415,7 +443,7 @@ def main():
     for tool in ("valgrind", "callgrind_control"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is missing: run `make setup`")
-    listeners = LISTENERS + REROUTE_LISTENERS
+    listeners = LISTENERS + ([] if check else REROUTE_LISTENERS)
     only = os.environ.get("BENCH_LISTENERS")
     if only:
         listeners = [n for n in listeners if n in {w.strip() for w in only.split(",")}]
@@ -428,6 +456,13 @@ def main():
         upstream.stop()
     results["goals"] = goals(results["counts"])
     results["ratios"] = ratios(results["counts"])
+    if check:
+        rows, failures = regressions(results, json.loads((BENCH / "instructions.json").read_text()))
+        print("\n".join(["", "against the committed bench/instructions.json:", *rows]))
+        if failures:
+            sys.exit(f"\n{len(failures)} ratio(s) worse by more than {REGRESSION_ALLOWED:.0%}:\n" + "\n".join(failures))
+        print(f"no regression above {REGRESSION_ALLOWED:.0%}")
+        return
     results["rerouting"] = rerouting(results["counts"])
     results["table"] = table(results)
     (BENCH / "instructions.json").write_text(json.dumps(results, indent=1) + "\n")
