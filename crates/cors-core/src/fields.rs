@@ -53,6 +53,24 @@ pub fn render(value: &Value) -> String {
     }
 }
 
+/// The items of the list of strings at `path`, each with its own path (`path[i]`), in order: the
+/// error names the list when it is not one (`expected` says it should be `what`), or, when the
+/// caller reaches it, the item that is not a string.
+pub fn string_items<'a>(
+    list: &'a Value,
+    path: &'a str,
+    what: &str,
+) -> Result<impl Iterator<Item = Result<(String, &'a str), JsonError>> + 'a, JsonError> {
+    let items = list.as_array().ok_or_else(|| expected(path, what, list))?;
+    Ok(items.iter().enumerate().map(move |(i, item)| {
+        let item_path = format!("{path}[{i}]");
+        match item.as_str() {
+            Some(s) => Ok((item_path, s)),
+            None => Err(expected(&item_path, "a string", item)),
+        }
+    }))
+}
+
 pub fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",

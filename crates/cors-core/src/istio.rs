@@ -12,7 +12,7 @@
 //!   unset or `FORWARD` forwards it (`forward_not_matching_preflights`);
 //! - methods: only those Istio's validation accepts.
 
-use crate::fields::{expected, Fields, JsonError};
+use crate::fields::{expected, string_items, Fields, JsonError};
 use crate::origin::AllowOrigin;
 use crate::string_match::StringMatcher;
 use crate::token_list::TokenList;
@@ -47,14 +47,8 @@ pub fn read_origins(
         }
     } else if let Some(list) = deprecated {
         let list_path = f.path_of("allowOrigin");
-        let items = list
-            .as_array()
-            .ok_or_else(|| expected(&list_path, "a list of origins", list))?;
-        for (i, item) in items.iter().enumerate() {
-            let item_path = format!("{list_path}[{i}]");
-            let s = item
-                .as_str()
-                .ok_or_else(|| expected(&item_path, "a string", item))?;
+        for item in string_items(list, &list_path, "a list of origins")? {
+            let (item_path, s) = item?;
             // `StringToExactMatch`: the string is the whole matcher, so errors name the item.
             let matcher = StringMatcher::from_json(&json!({ "exact": s }), &item_path)
                 .map_err(|e| JsonError::new(item_path.clone(), e.message))?;

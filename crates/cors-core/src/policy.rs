@@ -7,7 +7,7 @@
 
 use crate::cross_origin::{InUse, Protection};
 use crate::enablement::Fraction;
-use crate::fields::{expected, Fields, JsonError};
+use crate::fields::{expected, string_items, Fields, JsonError};
 use crate::istio;
 use crate::number;
 use crate::origin::AllowOrigin;
@@ -57,14 +57,8 @@ impl Policy {
             istio::read_origins(&mut f, &mut origins, warnings)?;
         } else if let Some(list) = f.optional(v.allow_origins()) {
             let list_path = f.path_of(v.allow_origins());
-            let items = list
-                .as_array()
-                .ok_or_else(|| expected(&list_path, "a list of origins", list))?;
-            for (i, item) in items.iter().enumerate() {
-                let item_path = format!("{list_path}[{i}]");
-                let s = item
-                    .as_str()
-                    .ok_or_else(|| expected(&item_path, "a string", item))?;
+            for item in string_items(list, &list_path, "a list of origins")? {
+                let (item_path, s) = item?;
                 origins
                     .add_entry(s)
                     .map_err(|why| JsonError::new(item_path, why))?;
