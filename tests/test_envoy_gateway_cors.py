@@ -44,18 +44,8 @@ def plugin_configuration(policies):
 
 @pytest.fixture(scope="module")
 def gateway():
-    port = envoy.free_port()
-    routes = [envoy.route(route_name(p), match={"path_separated_prefix": p.path_prefix}) for p in POLICIES]
-    listeners = [envoy.listener("same-namespace", port,
-                                # JSON text, as Envoy Gateway's EnvoyExtensionPolicy hands it over.
-                                [envoy.wasm_filter(plugin_configuration(POLICIES), encoding="json")],
-                                envoy.catch_all("same-namespace", routes))]
-    proxy = envoy.Envoy(envoy.with_upstream(listeners))
-    client = envoy.Client()
-    yield client, port
-    client.close()
-    proxy.stop()
-    assert "panicked" not in proxy.log()
+    yield from envoy.conformance_gateway([(route_name(p), p.path_prefix) for p in POLICIES],
+                                         plugin_configuration(POLICIES))
 
 
 def test_the_transcription_has_every_case_and_policy_and_two_of_four_differ():

@@ -62,20 +62,8 @@ REPLAYED = [c for c in CASES if c.id not in INTENTIONAL_DIFFERENCES]
 
 @pytest.fixture(scope="module")
 def gateway():
-    port = envoy.free_port()
-    routes = [envoy.route(route_name(r), match={"path_separated_prefix": r.path_prefix}) for r in ACCEPTED_RULES]
-    listeners = [
-        envoy.listener("same-namespace", port,
-                       # JSON text in a StringValue: what Envoy Gateway and Istio hand to the filter.
-                       [envoy.wasm_filter(plugin_configuration(ACCEPTED_RULES), encoding="json")],
-                       envoy.catch_all("same-namespace", routes)),
-    ]
-    proxy = envoy.Envoy(envoy.with_upstream(listeners))
-    client = envoy.Client()
-    yield client, port
-    client.close()
-    proxy.stop()
-    assert "panicked" not in proxy.log()
+    yield from envoy.conformance_gateway([(route_name(r), r.path_prefix) for r in ACCEPTED_RULES],
+                                         plugin_configuration(ACCEPTED_RULES))
 
 
 def test_the_transcription_has_every_case_and_rule():

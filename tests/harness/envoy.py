@@ -521,3 +521,21 @@ def cors_headers(headers):
 
 def vary_items(headers):
     return [item.strip().lower() for k, v in headers if k == "vary" for item in v.split(",")]
+
+
+def conformance_gateway(routes, configuration):
+    """A gateway as the Gateway API and Envoy Gateway replays set it up: one listener
+    `same-namespace` with our Wasm filter, its configuration as JSON text in a StringValue (what
+    Envoy Gateway and Istio hand the filter), over `routes`, (route name, path prefix) pairs
+    matched with `path_separated_prefix` to the upstream. A generator for a module fixture: yields
+    (client, port), then stops Envoy and checks that nothing panicked."""
+    port = free_port()
+    vhost_routes = [route(name, match={"path_separated_prefix": prefix}) for name, prefix in routes]
+    proxy = Envoy(with_upstream([listener("same-namespace", port,
+                                          [wasm_filter(configuration, encoding="json")],
+                                          catch_all("same-namespace", vhost_routes))]))
+    client = Client()
+    yield client, port
+    client.close()
+    proxy.stop()
+    assert "panicked" not in proxy.log()

@@ -15,11 +15,8 @@ tests/test_envoy_gateway_cors.py.
 """
 
 from dataclasses import dataclass
-from textwrap import dedent
 
-import yaml
-
-from tests.harness.gateway_api_cors_cases import ACRH, ACRM, ORIGIN, PREFLIGHT_EXPECTED_REQUEST, Case
+from tests.harness.gateway_api_cors_cases import ACRH, ACRM, ORIGIN, PREFLIGHT_EXPECTED_REQUEST, Case, cors_block
 
 SOURCE = "envoyproxy/gateway@d32f28294245e454d20f81d323d626a90e660c1e"
 
@@ -32,15 +29,10 @@ class Policy:
     cors: dict
 
 
-def _cors(text):
-    """A SecurityPolicy's `cors:` block, pasted from the .yaml as it is written there."""
-    return yaml.safe_load(dedent(text))
-
-
 # test/e2e/testdata/cors-security-policy.yaml, in file order.
 POLICIES = [
     # SecurityPolicy cors-exact -> HTTPRoute http-with-cors-exact (PathPrefix /cors-exact)
-    Policy("cors-exact", "/cors-exact", _cors("""
+    Policy("cors-exact", "/cors-exact", cors_block("""
         allowOrigins:
         - "https://www.foo.com"
         - "https://www.bar.com"
@@ -60,7 +52,7 @@ POLICIES = [
         - "x-header-4"
     """)),
     # SecurityPolicy cors-wildcard -> HTTPRoute http-with-cors-wildcard (PathPrefix /cors-wildcard)
-    Policy("cors-wildcard", "/cors-wildcard", _cors("""
+    Policy("cors-wildcard", "/cors-wildcard", cors_block("""
         allowOrigins:
         - "*"
         allowMethods:

@@ -33,8 +33,8 @@ class Rule:
     cors: dict
 
 
-def _cors(text):
-    """A rule's `cors:` block, pasted from the .yaml as it is written there."""
+def cors_block(text):
+    """A `cors:` block, pasted from the upstream project's .yaml as it is written there."""
     return yaml.safe_load(dedent(text))
 
 
@@ -42,7 +42,7 @@ def _cors(text):
 # infra-backend-v1:8080, the echo server.
 RULES = [
     # httproute-cors.yaml: HTTPRoute cors-multiple-origins-methods-headers, rules[0]
-    Rule("cors-multiple-origins-methods-headers", 0, "/cors-1", _cors("""
+    Rule("cors-multiple-origins-methods-headers", 0, "/cors-1", cors_block("""
         allowOrigins:
         - "https://www.foo.com"
         - "https://*.bar.com"
@@ -59,20 +59,20 @@ RULES = [
         maxAge: 3600
     """)),
     # httproute-cors.yaml: HTTPRoute cors-wildcard-methods, rules[0]
-    Rule("cors-wildcard-methods", 0, "/cors-2", _cors("""
+    Rule("cors-wildcard-methods", 0, "/cors-2", cors_block("""
         allowOrigins:
         - "https://www.foo.com"
         allowMethods: ["*"]
     """)),
     # httproute-cors.yaml: HTTPRoute cors-wildcard-origin, rules[0]
-    Rule("cors-wildcard-origin", 0, "/cors-wildcard-origin", _cors("""
+    Rule("cors-wildcard-origin", 0, "/cors-wildcard-origin", cors_block("""
         allowOrigins:
         - "*"
         allowMethods: ["PUT"]
         allowCredentials: false
     """)),
     # httproute-cors.yaml: HTTPRoute cors-wildcard-methods-headers, rules[0]
-    Rule("cors-wildcard-methods-headers", 0, "/cors-wildcard-methods-headers", _cors("""
+    Rule("cors-wildcard-methods-headers", 0, "/cors-wildcard-methods-headers", cors_block("""
         allowOrigins:
         - "*"
         allowMethods: ["*"]
@@ -80,7 +80,7 @@ RULES = [
         allowCredentials: true
     """)),
     # httproute-cors.yaml: HTTPRoute cors-wildcard-methods-headers, rules[1]
-    Rule("cors-wildcard-methods-headers", 1, "/cors-wildcard-methods-headers-unauth", _cors("""
+    Rule("cors-wildcard-methods-headers", 1, "/cors-wildcard-methods-headers-unauth", cors_block("""
         allowOrigins:
         - "*"
         allowMethods: ["*"]
